@@ -1,0 +1,121 @@
+/* Finding a backend by name: "cpu" is built in; any other name is a plugin,
+ * libegrc-backend-NAME.so, looked up next to the egrc executable, in
+ * ../lib/egrc relative to it (an installed tree), then on the loader's path. */
+#include "backend.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const known_backends[] = {"cpu", "cuda", "hip", "ze", NULL};
+
+const char *const *egrc_backend_known_names(void) { return known_backends; }
+
+static int valid_backend_name(const char *name) {
+    if (!*name || strlen(name) > 32) return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return 0;
+    return 1;
+}
+
+/* Folder holding the running executable, or "" if it cannot be found. */
+static void executable_dir(char *dir, size_t size) {
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+    dir[0] = '\0';
+    if (len <= 0) return;
+    path[len] = '\0';
+    char *slash = strrchr(path, '/');
+    if (slash) *slash = '\0';
+    snprintf(dir, size, "%s", path);
+}
+
+static void *open_plugin(const char *name, char *tried, size_t tried_size) {
+    char file[64], dir[PATH_MAX], path[PATH_MAX + 96];
+    snprintf(file, sizeof file, "libegrc-backend-%s.so", name);
+    executable_dir(dir, sizeof dir);
+    const char *candidates[3] = {NULL, NULL, file};
+    char local[PATH_MAX + 96], installed[PATH_MAX + 96];
+    if (dir[0]) {
+        snprintf(local, sizeof local, "%s/%s", dir, file);
+        snprintf(installed, sizeof installed, "%s/../lib/egrc/%s", dir, file);
+        candidates[0] = local;
+        candidates[1] = installed;
+    }
+    tried[0] = '\0';
+    for (int i = 0; i < 3; i++) {
+        if (!candidates[i]) continue;
+        snprintf(path, sizeof path, "%s", candidates[i]);
+        void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (handle) return handle;
+        size_t used = strlen(tried);
+        snprintf(tried + used, tried_size - used, "%s%s", used ? ", " : "", path);
+    }
+    return NULL;
+}
+
+const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err) {
+    if (strcmp(name, "cpu") == 0) return egrc_cpu_backend_ops();
+    if (!valid_backend_name(name)) {
+        egrc_fail(err, "backend '%s': not a valid backend name (known: cpu, cuda, hip, ze)", name);
+        return NULL;
+    }
+    char tried[3 * (PATH_MAX + 96)];
+    void *handle = open_plugin(name, tried, sizeof tried);
+    if (!handle) {
+        egrc_fail(err,
+                  "backend '%s': plugin libegrc-backend-%s.so not found (looked for %s); build egrc with "
+                  "that backend enabled, or use --backend cpu",
+                  name, name, tried);
+        return NULL;
+    }
+    typedef const egrc_backend_ops *(*entry_fn)(void);
+    entry_fn entry;
+    void *symbol = dlsym(handle, EGRC_BACKEND_ENTRY_SYMBOL);
+    memcpy(&entry, &symbol, sizeof entry); /* object-to-function pointer, as dlsym requires */
+    if (!symbol) {
+        egrc_fail(err, "backend '%s': libegrc-backend-%s.so has no %s symbol; it is not an egrc plugin", name, name,
+                  EGRC_BACKEND_ENTRY_SYMBOL);
+        dlclose(handle);
+        return NULL;
+    }
+    const egrc_backend_ops *ops = entry();
+    if (!ops || ops->abi_version != EGRC_BACKEND_ABI_VERSION) {
+        egrc_fail(err, "backend '%s': plugin was built for backend ABI %d, this egrc needs %d; rebuild it", name,
+                  ops ? ops->abi_version : -1, EGRC_BACKEND_ABI_VERSION);
+        dlclose(handle);
+        return NULL;
+    }
+    /* The handle stays open for the life of the process: ops point into it. */
+    return ops;
+}
+
+egrc_backend *egrc_backend_open(const char *name, int device, egrc_error *err) {
+    const egrc_backend_ops *ops = egrc_backend_find(name, err);
+    if (!ops) return NULL;
+    int count = ops->device_count(err);
+    if (count < 0) {
+        egrc_error_prefix(err, "backend '%s'", name);
+        return NULL;
+    }
+    if (count == 0) {
+        egrc_fail(err, "backend '%s': no device found; check the driver (e.g. nvidia-smi / rocm-smi), or use --backend cpu",
+                  name);
+        return NULL;
+    }
+    if (device < 0 || device >= count) {
+        egrc_fail(err, "backend '%s': device %d does not exist (%d device%s: 0..%d)", name, device, count,
+                  count == 1 ? "" : "s", count - 1);
+        return NULL;
+    }
+    egrc_backend *be = ops->open(device, err);
+    if (!be) egrc_error_prefix(err, "backend '%s' device %d", name, device);
+    return be;
+}
+
+void egrc_backend_close(egrc_backend *be) {
+    if (be) be->ops->close(be);
+}

@@ -1,0 +1,182 @@
+/* The egrc backend contract.
+ *
+ * A backend is a table of operations on memory it owns. The core (model,
+ * optimizer, trainer) never touches that memory directly and never includes a
+ * vendor header: it allocates through the table, moves data with upload /
+ * download, and runs every computation as an op. That is what lets the same
+ * model code run on the CPU (built in, the reference) and on CUDA, HIP or
+ * Level Zero (shared-object plugins, loaded by name).
+ *
+ * Rules every backend follows, whatever its hardware:
+ *  - Pointers passed to ops are DEVICE pointers from ops->alloc. On a GPU the
+ *    host cannot dereference them; on the CPU backend they are plain memory.
+ *  - Ops are enqueued in order on the backend's single stream and may return
+ *    before they finish. `download` and `synchronize` wait; nothing else does.
+ *    Host memory handed to `upload` must stay unchanged until the next wait.
+ *  - Element types: everything named `float *` is fp32 always (master weights,
+ *    gradients, optimizer moments, per-row statistics, losses, entropies,
+ *    log-probs). Everything named `void *` is an ACTIVATION or a COMPUTE COPY of
+ *    weights, stored in the backend's `act_dtype`: fp32 on the CPU, bf16 on GPU
+ *    backends in their default mode. When act_dtype is fp32 the compute copy of
+ *    the weights IS the fp32 master (same pointer); otherwise `adamw` refreshes
+ *    the compute copy as it updates the master.
+ *  - Reductions that feed a loss, an entropy, a log-prob or a norm accumulate
+ *    in fp32 (or wider) on every backend.
+ *  - Gradient conventions (chosen so the model needs no memsets of activation
+ *    gradients): weight/bias gradients are ACCUMULATED (+=), which is what
+ *    gradient accumulation needs; the input gradients of matmul, activations,
+ *    attention and cross-entropy are OVERWRITTEN (=); the input gradients of
+ *    the norms are ACCUMULATED, because a norm's input is the residual stream,
+ *    whose gradient already holds the skip connection's share.
+ *
+ * Shapes in comments: N rows (N = B*T tokens), C model width, OC output width,
+ * V vocabulary, H query heads, KV key/value heads, D head size,
+ * QKV = (H + 2*KV)*D (a row of the packed q|k|v projection). All row-major.
+ *
+ * Plugins: `--backend NAME` loads libegrc-backend-NAME.so and calls its
+ * exported `egrc_backend_entry` (EGRC_BACKEND_ENTRY_SYMBOL), which returns the
+ * ops table; `abi_version` must equal EGRC_BACKEND_ABI_VERSION. */
+#ifndef EGRC_BACKEND_H
+#define EGRC_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/error.h"
+#include "../core/safetensors.h" /* egrc_dtype */
+
+#define EGRC_BACKEND_ABI_VERSION 1
+#define EGRC_BACKEND_ENTRY_SYMBOL "egrc_backend_entry"
+
+typedef struct egrc_backend egrc_backend;
+typedef struct egrc_backend_ops egrc_backend_ops;
+
+typedef struct egrc_device_info {
+    char name[128];
+    size_t memory_bytes; /* 0 if unknown */
+    int compute_units;   /* cores / SMs / CUs */
+} egrc_device_info;
+
+/* An open backend: one device, one stream. `impl` is the backend's own state. */
+struct egrc_backend {
+    const egrc_backend_ops *ops;
+    int device;
+    egrc_dtype act_dtype;
+    void *impl;
+};
+
+struct egrc_backend_ops {
+    int abi_version;
+    const char *name;
+
+    /* ---- devices ---- */
+    /* Number of usable devices; -1 with a message when the driver/runtime is
+     * missing (the message names the library and what to install). */
+    int (*device_count)(egrc_error *err);
+    int (*device_info)(int device, egrc_device_info *info, egrc_error *err);
+    egrc_backend *(*open)(int device, egrc_error *err);
+    void (*close)(egrc_backend *be);
+
+    /* ---- memory and the stream ---- */
+    void *(*alloc)(egrc_backend *be, size_t bytes, egrc_error *err);
+    void (*free)(egrc_backend *be, void *ptr);
+    void (*upload)(egrc_backend *be, void *dst, const void *src_host, size_t bytes);
+    void (*download)(egrc_backend *be, void *dst_host, const void *src, size_t bytes); /* waits */
+    void (*zero)(egrc_backend *be, void *ptr, size_t bytes);
+    void (*synchronize)(egrc_backend *be);
+    /* Converts n fp32 values into the backend's act_dtype (for weights'
+     * compute copies and inputs); a plain copy when act_dtype is fp32. */
+    void (*to_act)(egrc_backend *be, void *dst, const float *src, size_t n);
+
+    /* ---- model ops ---- */
+    /* out(N,C) = wte[tokens[i]] + (wpe ? wpe[positions[i]] : 0) */
+    void (*embedding_forward)(egrc_backend *be, void *out, const int32_t *tokens, const int32_t *positions,
+                              const void *wte, const void *wpe, int N, int C);
+    /* dwte[tokens[i]] += dout[i]; dwpe[positions[i]] += dout[i] (dwpe may be NULL) */
+    void (*embedding_backward)(egrc_backend *be, float *dwte, float *dwpe, const void *dout, const int32_t *tokens,
+                               const int32_t *positions, int N, int C);
+
+    /* out = (x - mean) * rstd * w + b; mean/rstd (N) saved for backward */
+    void (*layernorm_forward)(egrc_backend *be, void *out, float *mean, float *rstd, const void *inp, const void *w,
+                              const void *b, int N, int C, float eps);
+    void (*layernorm_backward)(egrc_backend *be, void *dinp, float *dw, float *db, const void *dout, const void *inp,
+                               const void *w, const float *mean, const float *rstd, int N, int C);
+    /* out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) */
+    void (*rmsnorm_forward)(egrc_backend *be, void *out, float *rstd, const void *inp, const void *w, int N, int C,
+                            float eps);
+    void (*rmsnorm_backward)(egrc_backend *be, void *dinp, float *dw, const void *dout, const void *inp, const void *w,
+                             const float *rstd, int N, int C);
+
+    /* out(N,OC) = inp(N,C) @ w(OC,C)^T + bias(OC) (bias may be NULL) */
+    void (*matmul_forward)(egrc_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
+                           int OC);
+    /* dinp = dout @ w (dinp may be NULL: not needed); dw += dout^T @ inp; dbias += colsum(dout) (may be NULL) */
+    void (*matmul_backward)(egrc_backend *be, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
+                            const void *w, int N, int C, int OC);
+
+    /* Rotary embedding, in place on the q and k parts of qkv (N,QKV), the
+     * "rotate half" form used by Llama/Qwen2: dims i and i+D/2 of each head
+     * rotate by positions[n] * theta^(-2i/D). backward rotates by the negative angle. */
+    void (*rope_forward)(egrc_backend *be, void *qkv, const int32_t *positions, int N, int H, int KV, int D,
+                         float theta);
+    void (*rope_backward)(egrc_backend *be, void *dqkv, const int32_t *positions, int N, int H, int KV, int D,
+                          float theta);
+
+    /* Causal self-attention over qkv (B,T,QKV) -> out (B,T,H*D), softmax scale
+     * 1/sqrt(D); query head h reads key/value head h / (H/KV) (GQA).
+     * `scratch` holds what backward needs, of attention_scratch_bytes() bytes:
+     * the CPU keeps the probabilities, a flash-style GPU kernel keeps only
+     * per-row log-sum-exps. */
+    size_t (*attention_scratch_bytes)(egrc_backend *be, int B, int T, int H);
+    void (*attention_forward)(egrc_backend *be, void *out, void *scratch, const void *qkv, int B, int T, int H,
+                              int KV, int D);
+    void (*attention_backward)(egrc_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                               const void *scratch, int B, int T, int H, int KV, int D);
+
+    /* GPT-2's GELU, tanh approximation */
+    void (*gelu_forward)(egrc_backend *be, void *out, const void *inp, size_t n);
+    void (*gelu_backward)(egrc_backend *be, void *dinp, const void *inp, const void *dout, size_t n);
+    /* out(N,hidden) = silu(gate) * up where a row of gate_up (N,2*hidden) is [gate | up] */
+    void (*swiglu_forward)(egrc_backend *be, void *out, const void *gate_up, int N, int hidden);
+    void (*swiglu_backward)(egrc_backend *be, void *dgate_up, const void *dout, const void *gate_up, int N, int hidden);
+
+    /* dst(n) += src(n) : residual connections, forward and backward */
+    void (*add)(egrc_backend *be, void *dst, const void *src, size_t n);
+
+    /* Fused softmax cross-entropy over logits (N,V), all in fp32:
+     *   lse[i] = log sum_v exp(logits[i,v])
+     *   loss[i] = lse[i] - logits[i, targets[i]]  (-log p of the target), 0 when targets[i] < 0
+     *   entropy[i] = lse[i] - sum_v p[i,v] logits[i,v]  (NULL: not computed)
+     * The log-prob of a target is -loss[i]. No (N,V) probabilities are kept. */
+    void (*cross_entropy_forward)(egrc_backend *be, float *loss, float *lse, float *entropy, const void *logits,
+                                  const int32_t *targets, int N, int V);
+    /* dlogits[i,v] = (p[i,v] - [v == targets[i]]) * dloss[i] (rows with targets < 0 get 0).
+     * dlogits may alias logits (the CPU trainer overwrites them in place). */
+    void (*cross_entropy_backward)(egrc_backend *be, void *dlogits, const void *logits, const float *lse,
+                                   const float *dloss, const int32_t *targets, int N, int V);
+
+    /* ---- optimizer and reductions ---- */
+    /* *out (a device float) = sum x^2, accumulated in double on the CPU */
+    void (*sum_squares)(egrc_backend *be, float *out, const float *x, size_t n);
+    void (*scale)(egrc_backend *be, float *x, size_t n, float factor);
+    /* AdamW with decoupled weight decay, as torch.optim.AdamW:
+     *   p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+     * `step` t counts from 1. compute_copy (may be NULL) receives p in act_dtype. */
+    void (*adamw)(egrc_backend *be, float *params, void *compute_copy, const float *grads, float *m, float *v, size_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+};
+
+/* Finds and opens a backend by name ("cpu", or a plugin name such as "cuda").
+ * Errors name the backend, the library searched for and what to do. */
+egrc_backend *egrc_backend_open(const char *name, int device, egrc_error *err);
+void egrc_backend_close(egrc_backend *be);
+/* The ops table of a backend by name, without opening a device (for listing). */
+const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err);
+/* Names of the backends egrc knows about (built in or plugin), NULL-terminated. */
+const char *const *egrc_backend_known_names(void);
+
+/* The built-in CPU backend's table. */
+const egrc_backend_ops *egrc_cpu_backend_ops(void);
+
+#endif

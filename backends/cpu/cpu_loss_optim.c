@@ -1,0 +1,94 @@
+/* CPU ops for the loss (fused softmax cross-entropy with entropy) and for the
+ * optimizer (squared-norm reduction, scaling, AdamW). */
+#include <math.h>
+#include <omp.h>
+
+#include "cpu_backend.h"
+
+void cpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float *entropy, const void *logits_,
+                               const int32_t *targets, int N, int V) {
+    (void)be;
+    const float *logits = logits_;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        float max_logit = -INFINITY;
+        for (int v = 0; v < V; v++) max_logit = x[v] > max_logit ? x[v] : max_logit;
+        double sum_exp = 0.0, sum_exp_x = 0.0;
+        for (int v = 0; v < V; v++) {
+            double e = exp((double)(x[v] - max_logit));
+            sum_exp += e;
+            sum_exp_x += e * x[v];
+        }
+        double row_lse = max_logit + log(sum_exp);
+        lse[n] = (float)row_lse;
+        loss[n] = targets[n] >= 0 ? (float)(row_lse - x[targets[n]]) : 0.0f;
+        if (entropy) entropy[n] = (float)(row_lse - sum_exp_x / sum_exp);
+    }
+}
+
+void cpu_cross_entropy_backward(egrc_backend *be, void *dlogits_, const void *logits_, const float *lse,
+                                const float *dloss, const int32_t *targets, int N, int V) {
+    (void)be;
+    float *dlogits = dlogits_;
+    const float *logits = logits_;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        float *dx = dlogits + (size_t)n * V;
+        if (targets[n] < 0) {
+            for (int v = 0; v < V; v++) dx[v] = 0.0f;
+            continue;
+        }
+        float g = dloss[n], row_lse = lse[n];
+        for (int v = 0; v < V; v++) dx[v] = expf(x[v] - row_lse) * g;
+        dx[targets[n]] -= g;
+    }
+}
+
+void cpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n) {
+    (void)be;
+    /* Fixed per-thread chunks summed in thread order: deterministic for a
+     * given thread count, unlike an OpenMP reduction clause. */
+    enum { MAX_THREADS = 256 };
+    double partial[MAX_THREADS] = {0};
+    int threads = omp_get_max_threads();
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+#pragma omp parallel num_threads(threads)
+    {
+        int id = omp_get_thread_num(), count = omp_get_num_threads();
+        size_t begin = n * (size_t)id / (size_t)count, end = n * (size_t)(id + 1) / (size_t)count;
+        double sum = 0.0;
+        for (size_t i = begin; i < end; i++) sum += (double)x[i] * x[i];
+        partial[id] = sum;
+    }
+    double total = 0.0;
+    for (int i = 0; i < threads; i++) total += partial[i];
+    *out = (float)total;
+}
+
+void cpu_scale(egrc_backend *be, float *x, size_t n, float factor) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] *= factor;
+}
+
+void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float *m, float *v, size_t n,
+               float lr, float beta1, float beta2, float eps, float weight_decay, int step) {
+    (void)be;
+    (void)compute_copy; /* fp32 activations: the compute copy is the master itself */
+    /* The scalar factors are computed in double, as PyTorch does in Python. */
+    const float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
+    const float step_size = (float)(lr / (1.0 - pow(beta1, step)));
+    const float decay = 1.0f - lr * weight_decay;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        float p = params[i] * decay;
+        params[i] = p - step_size * mi / (sqrtf(vi) / bias_correction2_sqrt + eps);
+    }
+}

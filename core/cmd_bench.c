@@ -1,0 +1,142 @@
+/* egrc bench train: training throughput of a model on one backend, next to
+ * the throughput of a large sgemm run through the same backend in the same
+ * process, so the figure reads as "fraction of what this machine's GEMM can
+ * do" whatever the machine. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "../backends/backend.h"
+#include "cli.h"
+#include "model_hf.h"
+#include "rng.h"
+#include "train.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Multiply-adds of a training step, counted as 2 FLOPs each: 6 per parameter
+ * per token for the matmuls (forward 2, backward 4), the position table
+ * excluded since it is only added; plus causal attention, whose score and
+ * value products cost 2*T*D per head per token forward on average (half the
+ * T x T square), times 3 for forward + backward. */
+static double training_flops(const egrc_model *m, int B, int T) {
+    const egrc_model_config *c = &m->cfg;
+    double matmul_params = (double)m->n_params;
+    if (m->wpe != EGRC_ABSENT) matmul_params -= (double)c->max_seq * c->d_model;
+    double tokens = (double)B * T;
+    double attention = 3.0 * 2.0 * 2.0 * (T / 2.0) * c->head_dim * c->n_head * c->n_layer;
+    return tokens * (6.0 * matmul_params + attention);
+}
+
+/* GFLOP/s of an n^3 sgemm through the backend's matmul op. */
+static double sgemm_gflops(egrc_backend *be, int n, egrc_error *err) {
+    size_t bytes = (size_t)n * n * sizeof(float);
+    float *host = malloc(bytes);
+    void *a = be->ops->alloc(be, bytes, err), *b = a ? be->ops->alloc(be, bytes, err) : NULL;
+    void *c = b ? be->ops->alloc(be, bytes, err) : NULL;
+    double best = -1.0;
+    if (host && c) {
+        egrc_rng rng;
+        egrc_rng_seed(&rng, 7);
+        for (size_t i = 0; i < (size_t)n * n; i++) host[i] = egrc_rng_uniform(&rng) - 0.5f;
+        be->ops->upload(be, a, host, bytes);
+        be->ops->upload(be, b, host, bytes);
+        for (int rep = 0; rep < 4; rep++) {
+            double start = now_seconds();
+            be->ops->matmul_forward(be, c, a, b, NULL, n, n, n);
+            be->ops->synchronize(be);
+            double gflops = 2.0 * n * (double)n * n / (now_seconds() - start) / 1e9;
+            if (rep > 0 && gflops > best) best = gflops; /* rep 0 warms up */
+        }
+    } else {
+        egrc_fail(err, "cannot allocate the sgemm benchmark's %zu-byte matrices", bytes);
+    }
+    if (c) be->ops->free(be, c);
+    if (b) be->ops->free(be, b);
+    if (a) be->ops->free(be, a);
+    free(host);
+    return best;
+}
+
+static int bench_train(int argc, char **argv) {
+    const char *model_name = NULL, *backend_name = "cpu";
+    long B = 4, T = 64, steps = 5, device = 0;
+    for (int i = 3; i < argc; i++) {
+        const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!value) {
+            fprintf(stderr, "egrc bench train: %s needs a value\n", flag);
+            return EGRC_EXIT_USAGE;
+        }
+        i++;
+        if (strcmp(flag, "--model") == 0) model_name = value;
+        else if (strcmp(flag, "--backend") == 0) backend_name = value;
+        else if (strcmp(flag, "--batch") == 0) { if (egrc_cli_int(flag, value, 1, 65536, &B)) return EGRC_EXIT_USAGE; }
+        else if (strcmp(flag, "--seq") == 0) { if (egrc_cli_int(flag, value, 2, 1 << 20, &T)) return EGRC_EXIT_USAGE; }
+        else if (strcmp(flag, "--steps") == 0) { if (egrc_cli_int(flag, value, 1, 100000, &steps)) return EGRC_EXIT_USAGE; }
+        else if (strcmp(flag, "--device") == 0) { if (egrc_cli_int(flag, value, 0, 1023, &device)) return EGRC_EXIT_USAGE; }
+        else {
+            fprintf(stderr, "egrc bench train: unknown flag '%s' (flags: --model --batch --seq --steps --backend --device)\n", flag);
+            return EGRC_EXIT_USAGE;
+        }
+    }
+    if (!model_name) return egrc_cli_error(EGRC_EXIT_USAGE, "bench train: --model NAME|DIR is required", NULL);
+    egrc_error err;
+    egrc_backend *be = egrc_backend_open(backend_name, (int)device, &err);
+    if (!be) return egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
+    egrc_model *m = egrc_model_open(be, model_name, 1234, &err);
+    if (!m) {
+        egrc_backend_close(be);
+        return egrc_cli_error(EGRC_EXIT_USAGE, err.msg, NULL);
+    }
+    size_t n = (size_t)B * T;
+    int32_t *tokens = malloc((n + 1) * sizeof(int32_t));
+    if (!tokens) return egrc_cli_error(EGRC_EXIT_FAILURE, "out of host memory", NULL);
+    egrc_rng rng;
+    egrc_rng_seed(&rng, 42);
+    for (size_t i = 0; i <= n; i++) tokens[i] = (int32_t)egrc_rng_below(&rng, (uint32_t)m->cfg.vocab_size);
+    egrc_optim_config opt = egrc_optim_defaults((int)steps + 1);
+    int code = EGRC_EXIT_OK;
+    double total = 0.0;
+    float loss = 0.0f;
+    /* Step 0 allocates activations and optimizer state: not timed. */
+    for (int s = 0; s <= steps; s++) {
+        double start = now_seconds();
+        if (egrc_train_step(m, &opt, s, tokens, tokens + 1, 1, (int)B, (int)T, &loss, NULL, &err)) {
+            code = egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
+            break;
+        }
+        be->ops->synchronize(be);
+        if (s > 0) total += now_seconds() - start;
+    }
+    if (code == EGRC_EXIT_OK) {
+        double step_s = total / (double)steps;
+        double model_gflops = training_flops(m, (int)B, (int)T) / step_s / 1e9;
+        double gemm = sgemm_gflops(be, 2048, &err);
+        struct rusage usage;
+        getrusage(RUSAGE_SELF, &usage);
+        egrc_device_info info;
+        if (be->ops->device_info(be->device, &info, &err)) snprintf(info.name, sizeof info.name, "?");
+        printf("bench train: %s (%zu parameters), backend %s (%s), batch %ld x %ld, %ld timed steps\n", model_name,
+               m->n_params, backend_name, info.name, B, T, steps);
+        printf("%-10s %-12s %-14s %-16s %-16s %-12s %-12s %s\n", "ms/step", "tokens/s", "model GFLOP/s",
+               "sgemm GFLOP/s", "model/sgemm", "last loss", "peak RSS MiB", "");
+        printf("%-10.1f %-12.1f %-14.1f %-16.1f %-16.2f %-12.4f %-12.0f\n", 1e3 * step_s, (double)n / step_s,
+               model_gflops, gemm, gemm > 0 ? model_gflops / gemm : 0.0, loss, usage.ru_maxrss / 1024.0);
+    }
+    free(tokens);
+    egrc_model_free(m);
+    egrc_backend_close(be);
+    return code;
+}
+
+int egrc_cmd_bench(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[2], "train") == 0) return bench_train(argc, argv);
+    return egrc_cli_error(EGRC_EXIT_USAGE, "usage: egrc bench train --model NAME|DIR [--batch B] [--seq T] [--steps N]",
+                          "(egrc bench generate arrives with the rollout engine)");
+}

@@ -1,0 +1,38 @@
+/* Hugging Face checkpoints in and out: config.json + model.safetensors (or a
+ * sharded model.safetensors.index.json), for the gpt2, llama and qwen2 model
+ * types. Tensor names and layouts are translated to and from the internal
+ * packed layout through one table (egrc_hf_tensor), which also serves to
+ * report gradients under their Hugging Face names. */
+#ifndef EGRC_MODEL_HF_H
+#define EGRC_MODEL_HF_H
+
+#include "model.h"
+
+/* One Hugging Face tensor and where it lives inside the parameter buffer: a
+ * block of `rows` x `cols` floats at `offset` (row-major). The HF tensor has
+ * shape [rows, cols], or [cols, rows] when `transposed` (GPT-2's Conv1D), or
+ * [rows * cols] when `one_dim`. */
+typedef struct egrc_hf_tensor {
+    char name[96];
+    size_t offset;
+    int rows, cols;
+    int transposed;
+    int one_dim;
+} egrc_hf_tensor;
+
+/* The HF tensors of a model, in file order; *count set. Caller frees. */
+egrc_hf_tensor *egrc_hf_tensors(const egrc_model *m, int *count);
+
+/* Copies a block of an internal buffer (params or grads, host copy) out in the
+ * HF layout of `t` (rows*cols floats). */
+void egrc_hf_export(const egrc_hf_tensor *t, const float *internal, float *hf_out);
+
+/* Loads a Hugging Face model folder onto a backend. */
+egrc_model *egrc_model_load_hf(egrc_backend *be, const char *dir, egrc_error *err);
+/* Writes config.json and model.safetensors (fp32) into dir (created if
+ * needed); each file is written atomically. */
+int egrc_model_save_hf(egrc_model *m, const char *dir, egrc_error *err);
+/* Loads a preset name or an HF folder: what CLI --model arguments accept. */
+egrc_model *egrc_model_open(egrc_backend *be, const char *name_or_dir, uint64_t seed, egrc_error *err);
+
+#endif
