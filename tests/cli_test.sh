@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Command-line behaviour: exit codes (0 ok, 1 runtime failure, 2 usage or bad
+# input) and that messages name what is wrong. Usage: cli_test.sh EGRC DATA_DIR
+set -u
+egrc=$1
+data=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# expect CODE PATTERN -- command...: runs it, checks the exit code and that
+# stdout+stderr match the extended regex PATTERN.
+expect() {
+  local code=$1 pattern=$2
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -eq "$code" ] && printf '%s' "$out" | grep -Eq -- "$pattern"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    printf 'FAILED: %s\n  wanted exit %s and /%s/, got exit %s:\n%s\n' "$*" "$code" "$pattern" "$rc" "$out" | head -20
+  fi
+}
+
+expect 0 "usage: egrc COMMAND" -- "$egrc" --help
+expect 0 "^egrc [0-9]+\.[0-9]+\.[0-9]+" -- "$egrc" version
+expect 2 "unknown command 'frobnicate'" -- "$egrc" frobnicate
+expect 2 "usage: egrc COMMAND" -- "$egrc"
+expect 0 "cpu +1 device" -- "$egrc" backends
+expect 0 "cuda +not available: .*libegrc-backend-cuda.so" -- "$egrc" backends
+
+expect 0 "^44 351 303 337 268 1635$" -- "$egrc" tokenize "$data/tokenizer/tokenizer.json" "Hello world"
+expect 2 "usage: egrc tokenize" -- "$egrc" tokenize "$data/tokenizer/tokenizer.json"
+expect 2 "tokenizer_missing_model.json.*model" -- "$egrc" tokenize "$data/tokenizer/tokenizer_missing_model.json" hi
+expect 2 "nope.json" -- "$egrc" tokenize "$work/nope.json" hi
+
+expect 2 "usage: egrc parity" -- "$egrc" parity "$data/tiny-gpt2"
+expect 2 "config.json" -- "$egrc" parity "$work/missing" "$data/tiny-gpt2/reference.safetensors"
+expect 2 "missing.safetensors: cannot open" -- "$egrc" parity "$data/tiny-gpt2" "$work/missing.safetensors"
+expect 1 "libegrc-backend-cuda.so" -- "$egrc" parity "$data/tiny-gpt2" "$data/tiny-gpt2/reference.safetensors" --backend cuda
+expect 0 "PASS: 0 checks failed" -- "$egrc" parity "$data/tiny-gpt2" "$data/tiny-gpt2/reference.safetensors"
+
+# Parity must be able to fail: set one weight to 4.0 and it reports FAIL, exit 1.
+cp -r "$data/tiny-gpt2" "$work/perturbed"
+chmod -R u+w "$work/perturbed"
+size=$(stat -c %s "$work/perturbed/model.safetensors")
+printf '\x00\x00\x80\x40' | dd of="$work/perturbed/model.safetensors" bs=1 seek=$((size - 4000)) conv=notrunc 2>/dev/null
+expect 1 "FAIL" -- "$egrc" parity "$work/perturbed" "$data/tiny-gpt2/reference.safetensors"
+# A header that lies about its length is refused with the file's name.
+cp -r "$data/tiny-gpt2" "$work/lying"
+chmod -R u+w "$work/lying"
+printf '\xff\xff\xff\x00' | dd of="$work/lying/model.safetensors" bs=1 seek=0 conv=notrunc 2>/dev/null
+expect 2 "model.safetensors" -- "$egrc" parity "$work/lying" "$data/tiny-gpt2/reference.safetensors"
+
+expect 2 "unknown model preset 'nope'" -- "$egrc" bench train --model nope
+expect 2 "--model NAME\|DIR is required" -- "$egrc" bench train
+expect 2 "--batch expects an integer" -- "$egrc" bench train --model gpt2-tiny --batch abc
+expect 2 "unknown flag '--bogus'" -- "$egrc" bench train --model gpt2-tiny --bogus 1
+expect 2 "usage: egrc bench train" -- "$egrc" bench
+expect 0 "tokens/s.*sgemm GFLOP/s" -- "$egrc" bench train --model gpt2-tiny --batch 2 --seq 16 --steps 2
+expect 0 "tokens/s" -- "$egrc" bench train --model "$data/tiny-qwen2" --batch 2 --seq 16 --steps 1
+
+echo "cli_test: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages egrc builds, runs and tests with.
+# Run as root (or through sudo). Safe to run again.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config clang
+  libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev
+  liblua5.4-dev libffi-dev libomp-dev
+)
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo "$0" "$@"
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "egrc build dependencies installed"
