@@ -150,10 +150,15 @@ struct egrc_backend_ops {
      * The log-prob of a target is -loss[i]. No (N,V) probabilities are kept. */
     void (*cross_entropy_forward)(egrc_backend *be, float *loss, float *lse, float *entropy, const void *logits,
                                   const int32_t *targets, int N, int V);
-    /* dlogits[i,v] = (p[i,v] - [v == targets[i]]) * dloss[i] (rows with targets < 0 get 0).
+    /* dlogits[i,v] = (p[i,v] - [v == targets[i]]) * dloss[i]
+     *              + dentropy[i] * dH[i]/dlogits[i,v],  dH/dz_v = -p_v (log p_v + H)
+     * dentropy may be NULL (no entropy term); rows with targets < 0 take no
+     * loss term but do take the entropy term (the entropy needs no target).
+     * entropy is the forward's output (needed when dentropy is given).
      * dlogits may alias logits (the CPU trainer overwrites them in place). */
     void (*cross_entropy_backward)(egrc_backend *be, void *dlogits, const void *logits, const float *lse,
-                                   const float *dloss, const int32_t *targets, int N, int V);
+                                   const float *entropy, const float *dloss, const float *dentropy,
+                                   const int32_t *targets, int N, int V);
 
     /* ---- optimizer and reductions ---- */
     /* *out (a device float) = sum x^2, accumulated in double on the CPU */

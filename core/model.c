@@ -166,6 +166,7 @@ static void carve_all(egrc_model *m, carver *cv, int B, int T) {
     m->lse = carve(cv, N * f);
     m->entropy = carve(cv, N * f);
     m->dloss = carve(cv, N * f);
+    m->dentropy = carve(cv, N * f);
     m->tokens = carve(cv, N * sizeof(int32_t));
     m->targets = carve(cv, N * sizeof(int32_t));
     m->positions = carve(cv, N * sizeof(int32_t));

@@ -82,6 +82,7 @@ typedef struct egrc_model {
     float *lse;     /* (N) */
     float *entropy; /* (N) next-token entropy at T=1 */
     float *dloss;   /* (N) */
+    float *dentropy; /* (N) */
     int32_t *tokens, *targets, *positions;
     void *dres, *dln, *dqkv, *datt, *dfc, *dact; /* backward scratch */
     void *scalar; /* one device float for reductions */
@@ -110,11 +111,20 @@ int egrc_model_forward(egrc_model *m, const int32_t *tokens, const int32_t *targ
  * the gradients (call egrc_model_zero_grad first; gradient accumulation over
  * k micro-batches passes loss_scale = 1/k). Overwrites the logits. */
 int egrc_model_backward(egrc_model *m, float loss_scale, egrc_error *err);
+/* Backward of an arbitrary per-token objective J of the last forward,
+ * ACCUMULATING into the gradients: dloss[i] = dJ/d(loss_i) where loss_i =
+ * -log p(target_i) (so dJ/d(log p_i) = -dloss[i]), and dentropy[i] = dJ/dH_i
+ * for the next-token entropy H_i (NULL: none). Both are host arrays of B*T.
+ * This is what policy-gradient losses (PPO/GRPO, KL penalties, entropy
+ * bonuses) reduce to. Overwrites the logits. */
+int egrc_model_backward_weighted(egrc_model *m, const float *dloss, const float *dentropy, egrc_error *err);
 void egrc_model_zero_grad(egrc_model *m);
 
 /* Downloads the logits of the last forward, (B,T,V) fp32, into host memory. */
 void egrc_model_download_logits(egrc_model *m, float *host);
-/* Next-token entropies of the last forward, (B,T). */
+/* Per-token losses -log p(target) of the last forward with targets, (B,T) (0 where ignored). */
+void egrc_model_download_losses(egrc_model *m, float *host);
+/* Next-token entropies of the last forward with targets, (B,T), at temperature 1. */
 void egrc_model_download_entropy(egrc_model *m, float *host);
 
 /* Greedy decoding without a KV cache (a full forward per token): used for

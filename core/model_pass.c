@@ -104,6 +104,15 @@ int egrc_model_forward(egrc_model *m, const int32_t *tokens, const int32_t *targ
 void egrc_model_zero_grad(egrc_model *m) { m->be->ops->zero(m->be, m->grads, m->n_params * sizeof(float)); }
 
 int egrc_model_backward(egrc_model *m, float loss_scale, egrc_error *err) {
+    if (!m->last_has_targets) return egrc_fail(err, "backward needs a forward pass with targets first");
+    /* d(mean loss)/d(loss_i) = 1/valid for every counted token. */
+    const int N = m->last_B * m->last_T;
+    float per_token = m->last_valid_targets ? loss_scale / (float)m->last_valid_targets : 0.0f;
+    for (int i = 0; i < N; i++) m->host_losses[i] = per_token;
+    return egrc_model_backward_weighted(m, m->host_losses, NULL, err);
+}
+
+int egrc_model_backward_weighted(egrc_model *m, const float *dloss, const float *dentropy, egrc_error *err) {
     const egrc_model_config *c = &m->cfg;
     egrc_backend *be = m->be;
     const egrc_backend_ops *ops = be->ops;
@@ -112,13 +121,10 @@ int egrc_model_backward(egrc_model *m, float loss_scale, egrc_error *err) {
     const int D = c->head_dim, QKV = egrc_config_qkv_width(c), HD = H * D, F = c->d_ff, FC = egrc_config_fc_width(c);
     m->last_has_targets = 0; /* the logits are about to be overwritten */
 
-    /* d(mean loss)/d(loss_i) = 1/valid for every counted token. */
-    float *dloss = m->host_losses;
-    float per_token = m->last_valid_targets ? loss_scale / (float)m->last_valid_targets : 0.0f;
-    for (int i = 0; i < N; i++) dloss[i] = per_token;
     ops->upload(be, m->dloss, dloss, (size_t)N * sizeof(float));
-
-    ops->cross_entropy_backward(be, m->logits, m->logits, m->lse, m->dloss, m->targets, N, c->vocab_size);
+    if (dentropy) ops->upload(be, m->dentropy, dentropy, (size_t)N * sizeof(float));
+    ops->cross_entropy_backward(be, m->logits, m->logits, m->lse, m->entropy, m->dloss, dentropy ? m->dentropy : NULL,
+                                m->targets, N, c->vocab_size);
     ops->matmul_backward(be, m->dln, G(m, m->lm_head), NULL, m->logits, m->lnf, W(m, m->lm_head), N, C,
                          c->vocab_size);
     ops->zero(be, m->dres, (size_t)N * C * egrc_dtype_size(be->act_dtype));
@@ -147,6 +153,11 @@ int egrc_model_backward(egrc_model *m, float loss_scale, egrc_error *err) {
 void egrc_model_download_logits(egrc_model *m, float *host) {
     size_t n = (size_t)m->last_B * m->last_T * m->cfg.vocab_size;
     m->be->ops->download(m->be, host, m->logits, n * sizeof(float));
+}
+
+void egrc_model_download_losses(egrc_model *m, float *host) {
+    size_t n = (size_t)m->last_B * m->last_T;
+    m->be->ops->download(m->be, host, m->losses, n * sizeof(float));
 }
 
 void egrc_model_download_entropy(egrc_model *m, float *host) {

@@ -202,6 +202,11 @@ static void run_xent(op_case *c) {
     xent_state *s = c->state;
     be->ops->cross_entropy_forward(be, c->out, s->lse, s->entropy, s->logits, s->targets, s->N, s->V);
 }
+static void run_xent_entropy(op_case *c) {
+    xent_state *s = c->state;
+    float loss[16];
+    be->ops->cross_entropy_forward(be, loss, s->lse, c->out, s->logits, s->targets, s->N, s->V);
+}
 static void test_cross_entropy(void) {
     const int N = 4, V = 9;
     int32_t targets[4] = {3, -1, 0, 8};
@@ -209,8 +214,15 @@ static void test_cross_entropy(void) {
     op_case c = {run_xent, filled(N, 0), N, random_buffer(N, 1), &s};
     run_xent(&c);
     float *dlogits = filled(N * V, PREFILL);
-    be->ops->cross_entropy_backward(be, dlogits, s.logits, s.lse, c.projection, targets, N, V);
+    be->ops->cross_entropy_backward(be, dlogits, s.logits, s.lse, s.entropy, c.projection, NULL, targets, N, V);
     check_gradient("cross-entropy dlogits (overwritten)", &c, s.logits, (size_t)N * V, dlogits, 0.0f);
+    /* The entropy term: the op's output is now the entropy, projected by R. */
+    op_case e = {run_xent_entropy, filled(N, 0), N, random_buffer(N, 1), &s};
+    float *zeros = filled(N, 0.0f);
+    run_xent_entropy(&e);
+    be->ops->cross_entropy_backward(be, dlogits, s.logits, s.lse, s.entropy, zeros, e.projection, targets, N, V);
+    check_gradient("cross-entropy d(entropy)/dlogits", &e, s.logits, (size_t)N * V, dlogits, 0.0f);
+    free(zeros), free(e.out), free(e.projection);
     /* The entropy and log-prob agree with a direct float64 computation. */
     for (int n = 0; n < N; n++) {
         const float *x = s.logits + (size_t)n * V;

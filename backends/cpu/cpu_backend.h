@@ -41,7 +41,8 @@ void cpu_add(egrc_backend *be, void *dst, const void *src, size_t n);
 void cpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float *entropy, const void *logits,
                                const int32_t *targets, int N, int V);
 void cpu_cross_entropy_backward(egrc_backend *be, void *dlogits, const void *logits, const float *lse,
-                                const float *dloss, const int32_t *targets, int N, int V);
+                                const float *entropy, const float *dloss, const float *dentropy,
+                                const int32_t *targets, int N, int V);
 void cpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n);
 void cpu_scale(egrc_backend *be, float *x, size_t n, float factor);
 void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float *m, float *v, size_t n,

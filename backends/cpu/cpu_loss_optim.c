@@ -28,7 +28,8 @@ void cpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float 
 }
 
 void cpu_cross_entropy_backward(egrc_backend *be, void *dlogits_, const void *logits_, const float *lse,
-                                const float *dloss, const int32_t *targets, int N, int V) {
+                                const float *entropy, const float *dloss, const float *dentropy,
+                                const int32_t *targets, int N, int V) {
     (void)be;
     float *dlogits = dlogits_;
     const float *logits = logits_;
@@ -36,13 +37,20 @@ void cpu_cross_entropy_backward(egrc_backend *be, void *dlogits_, const void *lo
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
         float *dx = dlogits + (size_t)n * V;
-        if (targets[n] < 0) {
-            for (int v = 0; v < V; v++) dx[v] = 0.0f;
-            continue;
+        const int target = targets[n];
+        const float g = target >= 0 ? dloss[n] : 0.0f, row_lse = lse[n];
+        const float dh = dentropy ? dentropy[n] : 0.0f;
+        if (dh != 0.0f) {
+            /* log p_v = x_v - lse, so dH/dx_v = -p_v (x_v - lse + H) */
+            const float h = entropy[n];
+            for (int v = 0; v < V; v++) {
+                float p = expf(x[v] - row_lse);
+                dx[v] = p * g - dh * p * (x[v] - row_lse + h);
+            }
+        } else {
+            for (int v = 0; v < V; v++) dx[v] = expf(x[v] - row_lse) * g;
         }
-        float g = dloss[n], row_lse = lse[n];
-        for (int v = 0; v < V; v++) dx[v] = expf(x[v] - row_lse) * g;
-        dx[targets[n]] -= g;
+        if (target >= 0) dx[target] -= g;
     }
 }
 
