@@ -160,16 +160,35 @@ struct egrc_backend_ops {
                                    const float *entropy, const float *dloss, const float *dentropy,
                                    const int32_t *targets, int N, int V);
 
+    /* Incremental decoding with a KV cache. A cache holds one layer's keys (or
+     * values) for S sequence slots of up to `cap` positions each: (S,cap,KV*D),
+     * in act_dtype. `slots`, `positions` and `lens` are device int32 arrays.
+     *
+     * kv_cache_write copies the k and v parts of row i of qkv (N,QKV), taken
+     * after RoPE, to k_cache/v_cache[slots[i], positions[i]]; rows with
+     * positions[i] < 0 (padding) are skipped. */
+    void (*kv_cache_write)(egrc_backend *be, void *k_cache, void *v_cache, const void *qkv, const int32_t *slots,
+                           const int32_t *positions, int N, int H, int KV, int D, int cap);
+    /* out(N,H*D): the query heads of row i of qkv (N,QKV) attend over cache
+     * positions [0, lens[i]) of slot slots[i] (the row's own key/value already
+     * written there), softmax scale 1/sqrt(D), GQA as attention_forward.
+     * Forward only; O(lens[i]) per row, no scratch. */
+    void (*attention_decode)(egrc_backend *be, void *out, const void *qkv, const void *k_cache, const void *v_cache,
+                             const int32_t *slots, const int32_t *lens, int N, int H, int KV, int D, int cap);
+    /* dst(n) fp32 = src(n) in act_dtype (device to device): the inverse of
+     * to_act, so logits can be downloaded as fp32 whatever the backend. */
+    void (*to_f32)(egrc_backend *be, float *dst, const void *src, size_t n);
+
     /* ---- optimizer and reductions ---- */
     /* *out (a device float) = sum x^2, accumulated in double on the CPU */
     void (*sum_squares)(egrc_backend *be, float *out, const float *x, size_t n);
-    void (*scale)(egrc_backend *be, float *x, size_t n, float factor);
-    /* AdamW with decoupled weight decay, as torch.optim.AdamW:
+    /* AdamW with decoupled weight decay, as torch.optim.AdamW, on g = grad_scale * grads
+     * (gradient clipping folds into grad_scale, saving a pass over the gradients):
      *   p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
      *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
      * `step` t counts from 1. compute_copy (may be NULL) receives p in act_dtype. */
-    void (*adamw)(egrc_backend *be, float *params, void *compute_copy, const float *grads, float *m, float *v, size_t n,
-                  float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+    void (*adamw)(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale, float *m,
+                  float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step);
 };
 
 /* Finds and opens a backend by name ("cpu", or a plugin name such as "cuda").

@@ -221,9 +221,18 @@ void egrc_model_init_random(egrc_model *m, uint64_t seed) {
         size_t n = (size_t)t->rows * t->cols;
         int is_norm = strstr(t->name, "ln") && strstr(t->name, "_w");
         int is_bias = t->rows == 1 && !is_norm;
-        int is_residual_proj = strstr(t->name, "out_w") || strstr(t->name, "proj_w");
-        for (size_t j = 0; j < n; j++)
-            p[j] = is_norm ? 1.0f : is_bias ? 0.0f : (is_residual_proj ? residual_std : std) * egrc_rng_normal(&rng);
+        float scale = strstr(t->name, "out_w") || strstr(t->name, "proj_w") ? residual_std : std;
+        if (is_norm || is_bias) {
+            for (size_t j = 0; j < n; j++) p[j] = is_norm ? 1.0f : 0.0f;
+            continue;
+        }
+        for (size_t j = 0; j + 1 < n; j += 2) {
+            float z[2];
+            egrc_rng_normal_pair(&rng, z);
+            p[j] = scale * z[0];
+            p[j + 1] = scale * z[1];
+        }
+        if (n % 2) p[n - 1] = scale * egrc_rng_normal(&rng);
     }
     egrc_model_set_params(m, host);
     free(host);

@@ -44,11 +44,20 @@ static inline uint32_t egrc_rng_below(egrc_rng *rng, uint32_t n) {
     return (uint32_t)(((egrc_rng_next(rng) >> 32) * (uint64_t)n) >> 32);
 }
 
-/* Standard normal by Box-Muller (one value per call; simple beats fast here). */
-static inline float egrc_rng_normal(egrc_rng *rng) {
+/* Two independent standard normals by Box-Muller. */
+static inline void egrc_rng_normal_pair(egrc_rng *rng, float out[2]) {
     double u1 = ((double)(egrc_rng_next(rng) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
     double u2 = (double)(egrc_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    double radius = sqrt(-2.0 * log(u1)), angle = 6.283185307179586 * u2;
+    out[0] = (float)(radius * cos(angle));
+    out[1] = (float)(radius * sin(angle));
+}
+
+/* One standard normal (the pair's second value is dropped). */
+static inline float egrc_rng_normal(egrc_rng *rng) {
+    float z[2];
+    egrc_rng_normal_pair(rng, z);
+    return z[0];
 }
 
 #endif

@@ -38,16 +38,17 @@ int egrc_model_optimizer_step(egrc_model *m, const egrc_optim_config *cfg, int s
     float norm = egrc_model_grad_norm(m);
     if (grad_norm) *grad_norm = norm;
     if (!isfinite(norm)) return egrc_fail(err, "step %d: the gradient norm is %g; lower the learning rate", step, norm);
-    /* As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above. */
-    if (cfg->grad_clip > 0.0f && norm > cfg->grad_clip) ops->scale(be, m->grads, m->n_params, cfg->grad_clip / (norm + 1e-6f));
+    /* As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above;
+     * the scale is applied inside the AdamW pass. */
+    float grad_scale = cfg->grad_clip > 0.0f && norm > cfg->grad_clip ? cfg->grad_clip / (norm + 1e-6f) : 1.0f;
     float lr = egrc_lr_at(cfg, step);
     size_t act = egrc_dtype_size(be->act_dtype);
     void *compute = m->params_compute == m->params ? NULL : m->params_compute;
     size_t decayed = m->n_decay_params, rest = m->n_params - decayed;
-    ops->adamw(be, m->params, compute, m->grads, m->adam_m, m->adam_v, decayed, lr, cfg->beta1, cfg->beta2, cfg->eps,
+    ops->adamw(be, m->params, compute, m->grads, grad_scale, m->adam_m, m->adam_v, decayed, lr, cfg->beta1, cfg->beta2, cfg->eps,
                cfg->weight_decay, step + 1);
     ops->adamw(be, m->params + decayed, compute ? (char *)compute + decayed * act : NULL, m->grads + decayed,
-               m->adam_m + decayed, m->adam_v + decayed, rest, lr, cfg->beta1, cfg->beta2, cfg->eps, 0.0f, step + 1);
+               grad_scale, m->adam_m + decayed, m->adam_v + decayed, rest, lr, cfg->beta1, cfg->beta2, cfg->eps, 0.0f, step + 1);
     return 0;
 }
 

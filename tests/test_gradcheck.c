@@ -248,11 +248,14 @@ static void test_adamw(void) {
     for (size_t i = 0; i < n; i++) pd[i] = p[i];
     const double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
     for (int step = 1; step <= 3; step++) {
-        be->ops->adamw(be, p, NULL, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, step);
+        const double scale = step == 2 ? 0.5 : 1.0; /* a clipped step */
+        be->ops->adamw(be, p, NULL, g, (float)scale, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd,
+                       step);
         for (size_t i = 0; i < n; i++) {
+            double gi = scale * g[i];
             pd[i] *= 1.0 - lr * wd;
-            md[i] = b1 * md[i] + (1 - b1) * g[i];
-            vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
+            md[i] = b1 * md[i] + (1 - b1) * gi;
+            vd[i] = b2 * vd[i] + (1 - b2) * gi * gi;
             pd[i] -= lr / (1 - pow(b1, step)) * md[i] / (sqrt(vd[i]) / sqrt(1 - pow(b2, step)) + eps);
         }
     }

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang
-  libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev
+  libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev
   liblua5.4-dev libffi-dev libomp-dev
 )
 if [ "$(id -u)" -ne 0 ]; then

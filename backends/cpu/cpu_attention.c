@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "cpu_math.h"
 
 size_t cpu_attention_scratch_bytes(egrc_backend *be, int B, int T, int H) {
     (void)be;
@@ -37,7 +38,7 @@ void cpu_attention_forward(egrc_backend *be, void *out_, void *scratch, const vo
                 }
                 float sum = 0.0f;
                 for (int s = 0; s <= t; s++) {
-                    probs[s] = expf(probs[s] - max_score);
+                    probs[s] = cpu_expf(probs[s] - max_score);
                     sum += probs[s];
                 }
                 float inv_sum = 1.0f / sum;

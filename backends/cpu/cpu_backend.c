@@ -123,8 +123,10 @@ static const egrc_backend_ops cpu_ops = {
     .add = cpu_add,
     .cross_entropy_forward = cpu_cross_entropy_forward,
     .cross_entropy_backward = cpu_cross_entropy_backward,
+    .kv_cache_write = cpu_kv_cache_write,
+    .attention_decode = cpu_attention_decode,
+    .to_f32 = cpu_to_f32,
     .sum_squares = cpu_sum_squares,
-    .scale = cpu_scale,
     .adamw = cpu_adamw,
 };
 

@@ -43,9 +43,13 @@ void cpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float 
 void cpu_cross_entropy_backward(egrc_backend *be, void *dlogits, const void *logits, const float *lse,
                                 const float *entropy, const float *dloss, const float *dentropy,
                                 const int32_t *targets, int N, int V);
+void cpu_kv_cache_write(egrc_backend *be, void *k_cache, void *v_cache, const void *qkv, const int32_t *slots,
+                        const int32_t *positions, int N, int H, int KV, int D, int cap);
+void cpu_attention_decode(egrc_backend *be, void *out, const void *qkv, const void *k_cache, const void *v_cache,
+                          const int32_t *slots, const int32_t *lens, int N, int H, int KV, int D, int cap);
+void cpu_to_f32(egrc_backend *be, float *dst, const void *src, size_t n);
 void cpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n);
-void cpu_scale(egrc_backend *be, float *x, size_t n, float factor);
-void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float *m, float *v, size_t n,
-               float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale, float *m,
+               float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step);
 
 #endif

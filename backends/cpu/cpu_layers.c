@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "cpu_math.h"
 
 /* Column-parallel reductions over rows (weight gradients of norms, bias
  * gradients) use blocks of this many columns per task, so each thread walks
@@ -232,7 +233,7 @@ void cpu_gelu_forward(egrc_backend *be, void *out_, const void *inp_, size_t n) 
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + cpu_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
     }
 }
 
@@ -243,7 +244,7 @@ void cpu_gelu_backward(egrc_backend *be, void *dinp_, const void *inp_, const vo
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float t = tanhf(GELU_SCALE * (x + 0.044715f * x * x * x));
+        float t = cpu_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x));
         float sech2 = 1.0f - t * t;
         float local = 0.5f * (1.0f + t) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = local * dout[i];
@@ -260,7 +261,7 @@ void cpu_swiglu_forward(egrc_backend *be, void *out_, const void *gate_up_, int 
         float *y = out + (size_t)n * hidden;
         for (int i = 0; i < hidden; i++) {
             float g = gate[i];
-            y[i] = g / (1.0f + expf(-g)) * up[i];
+            y[i] = g * cpu_sigmoidf(g) * up[i];
         }
     }
 }
@@ -274,7 +275,7 @@ void cpu_swiglu_backward(egrc_backend *be, void *dgate_up_, const void *dout_, c
         const float *gate = gate_up + (size_t)n * 2 * hidden, *up = gate + hidden, *g = dout + (size_t)n * hidden;
         float *dgate = dgate_up + (size_t)n * 2 * hidden, *dup = dgate + hidden;
         for (int i = 0; i < hidden; i++) {
-            float sig = 1.0f / (1.0f + expf(-gate[i]));
+            float sig = cpu_sigmoidf(gate[i]);
             float silu = gate[i] * sig;
             dup[i] = g[i] * silu;
             dgate[i] = g[i] * up[i] * sig * (1.0f + gate[i] * (1.0f - sig));

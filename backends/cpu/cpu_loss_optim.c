@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "cpu_backend.h"
+#include "cpu_math.h"
 
 void cpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float *entropy, const void *logits_,
                                const int32_t *targets, int N, int V) {
@@ -14,11 +15,19 @@ void cpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float 
         const float *x = logits + (size_t)n * V;
         float max_logit = -INFINITY;
         for (int v = 0; v < V; v++) max_logit = x[v] > max_logit ? x[v] : max_logit;
+        /* fp32 terms, accumulated in fp32 over blocks of 256 and in double across
+         * blocks: vectorisable, and accurate to ~1e-7 for any vocabulary size. */
         double sum_exp = 0.0, sum_exp_x = 0.0;
-        for (int v = 0; v < V; v++) {
-            double e = exp((double)(x[v] - max_logit));
-            sum_exp += e;
-            sum_exp_x += e * x[v];
+        for (int v0 = 0; v0 < V; v0 += 256) {
+            int v1 = v0 + 256 < V ? v0 + 256 : V;
+            float block_exp = 0.0f, block_exp_x = 0.0f;
+            for (int v = v0; v < v1; v++) {
+                float e = cpu_expf(x[v] - max_logit);
+                block_exp += e;
+                block_exp_x += e * x[v];
+            }
+            sum_exp += block_exp;
+            sum_exp_x += block_exp_x;
         }
         double row_lse = max_logit + log(sum_exp);
         lse[n] = (float)row_lse;
@@ -44,11 +53,11 @@ void cpu_cross_entropy_backward(egrc_backend *be, void *dlogits_, const void *lo
             /* log p_v = x_v - lse, so dH/dx_v = -p_v (x_v - lse + H) */
             const float h = entropy[n];
             for (int v = 0; v < V; v++) {
-                float p = expf(x[v] - row_lse);
+                float p = cpu_expf(x[v] - row_lse);
                 dx[v] = p * g - dh * p * (x[v] - row_lse + h);
             }
         } else {
-            for (int v = 0; v < V; v++) dx[v] = expf(x[v] - row_lse) * g;
+            for (int v = 0; v < V; v++) dx[v] = cpu_expf(x[v] - row_lse) * g;
         }
         if (target >= 0) dx[target] -= g;
     }
@@ -75,14 +84,8 @@ void cpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n) {
     *out = (float)total;
 }
 
-void cpu_scale(egrc_backend *be, float *x, size_t n, float factor) {
-    (void)be;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] *= factor;
-}
-
-void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float *m, float *v, size_t n,
-               float lr, float beta1, float beta2, float eps, float weight_decay, int step) {
+void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale, float *m,
+               float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step) {
     (void)be;
     (void)compute_copy; /* fp32 activations: the compute copy is the master itself */
     /* The scalar factors are computed in double, as PyTorch does in Python. */
@@ -91,7 +94,7 @@ void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float 
     const float decay = 1.0f - lr * weight_decay;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
+        float g = grads[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;
