@@ -14,7 +14,10 @@
 static inline float cpu_expf(float x) {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
     float clamped = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-    float n = __builtin_roundf(clamped * log2e);
+    /* Adding and subtracting 1.5 * 2^23 rounds to the nearest integer in
+     * plain float arithmetic, which vectorises (roundf is a libm call). */
+    const float round_magic = 12582912.0f;
+    float n = (clamped * log2e + round_magic) - round_magic;
     float r = clamped - n * ln2_hi - n * ln2_lo;
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
