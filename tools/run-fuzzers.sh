@@ -14,11 +14,15 @@ mkdir -p "$work/safetensors" "$work/tokenizer"
 find "$root/tests/data" -name '*.safetensors' -size -1M -exec cp {} "$work/safetensors/" \;
 cp "$root"/tests/data/tokenizer/*.json "$work/tokenizer/"
 for target in safetensors tokenizer; do
+  fuzzer=$build/fuzz/fuzz_$target
   echo "fuzz_$target: ${seconds}s"
-  (cd "$work" && "$build/fuzz_$target" -max_total_time="$seconds" -max_len=262144 -print_final_stats=1 \
-     -artifact_prefix="$build/crash-$target-" "$work/$target" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true)
-  if ls "$build"/crash-"$target"-* >/dev/null 2>&1; then
-    echo "fuzz_$target found a crash: $(ls "$build"/crash-"$target"-*)" >&2
+  status=0
+  (cd "$work" && "$fuzzer" -max_total_time="$seconds" -max_len=262144 -print_final_stats=1 \
+     -artifact_prefix="$build/crash-$target-" "$work/$target" >"$work/$target.log" 2>&1) || status=$?
+  grep -E "stat::number_of_executed_units|ERROR|SUMMARY" "$work/$target.log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -30 "$work/$target.log" >&2
+    echo "fuzz_$target failed (exit $status); inputs that crash are kept as $build/crash-$target-*" >&2
     exit 1
   fi
 done
