@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const family_names[EGRC_TASK_FAMILIES] = {"chain", "mul",  "paren",
+static const char *const family_names[EGRC_TASK_FAMILIES] = {"chain",   "mul", "paren",
                                                              "compare", "mod", "word"};
 
 /* Rejection sampling of one split draws about EGRC_TASK_EVAL_SHARE problems
@@ -47,9 +47,10 @@ static int add_step(egrc_task_problem *p, int a, char op, int b) {
     return r;
 }
 
-/* a * b with b a single digit. A two-digit a is split into tens and units
- * ("40 * 6 = 240. 7 * 6 = 42. 240 + 42 = 282."), so a small model only ever
- * multiplies by a digit and adds, the same way in every family. */
+/* a * b with b a single digit. A two-digit a that is not a multiple of ten
+ * is split into tens and units ("40 * 6 = 240. 7 * 6 = 42. 240 + 42 = 282."),
+ * so a small model only ever multiplies a digit (or tens) by a digit and
+ * adds, the same way in every family. */
 static int add_mul(egrc_task_problem *p, int a, int b) {
     if (a < 10 || a % 10 == 0) return add_step(p, a, '*', b);
     int tens = add_step(p, a - a % 10, '*', b);
@@ -88,14 +89,15 @@ static int gen_chain(int level, egrc_rng *rng, egrc_task_problem *p) {
 }
 
 static int gen_mul(int level, egrc_rng *rng, egrc_task_problem *p) {
-    static const int lo[] = {2, 10, 10}, hi[] = {9, 49, 99};
+    static const int lo[] = {2, 10, 50}, hi[] = {9, 49, 99};
     int a = uniform_int(rng, lo[level - 1], hi[level - 1]), b = uniform_int(rng, 2, 9);
     question_add(p, "%d * %d = ?", a, b);
     return add_mul(p, a, b);
 }
 
-/* (a op b) * c, plus "op d" at level 3. The bracket's value stays in 1..9 at
- * level 1 (one multiplication step) and in 1..19 above. */
+/* (a op b) * c, plus "op d" at level 3. Level 1 adds to at most 9 (one
+ * multiplication step); level 2 is every other bracket worth 1..19, so the
+ * two levels share no question. */
 static int gen_paren(int level, egrc_rng *rng, egrc_task_problem *p) {
     int a, b, inner;
     char op;
@@ -104,7 +106,7 @@ static int gen_paren(int level, egrc_rng *rng, egrc_task_problem *p) {
         b = uniform_int(rng, 1, level == 1 ? 8 : 18);
         op = level == 1 ? '+' : pick_op(rng, a, b);
         inner = apply(a, op, b);
-    } while (inner < 1 || inner > (level == 1 ? 9 : 19));
+    } while (inner < 1 || inner > (level == 1 ? 9 : 19) || (level == 2 && op == '+' && inner <= 9));
     int c = uniform_int(rng, 2, 9);
     question_add(p, "(%d %c %d) * %d", a, op, b, c);
     add_step(p, a, op, b);
@@ -150,16 +152,21 @@ static int gen_compare(int level, egrc_rng *rng, egrc_task_problem *p) {
     return (x < y) == smaller ? x : y;
 }
 
-/* a mod b as "q * b = m. a - m = r.", with q = a / b found by the model. */
+/* a mod b as "q * b = m. a - m = r.", with q = a / b found by the model.
+ * The quotient q is at most 5 with a divisor up to 5 at level 1, a digit
+ * outside that square at level 2, two digits (a split multiplication) at
+ * level 3, so the levels share no question. */
 static int gen_mod(int level, egrc_rng *rng, egrc_task_problem *p) {
-    int a, b;
+    int a, b, q;
     if (level < 3) {
-        b = uniform_int(rng, 2, level == 1 ? 5 : 9);
-        int q = uniform_int(rng, 1, level == 1 ? 5 : 9);
+        do {
+            b = uniform_int(rng, 2, level == 1 ? 5 : 9);
+            q = uniform_int(rng, 1, level == 1 ? 5 : 9);
+        } while (level == 2 && b <= 5 && q <= 5);
         a = q * b + uniform_int(rng, 0, b - 1);
     } else {
         b = uniform_int(rng, 2, 9);
-        a = uniform_int(rng, 10, 99);
+        a = uniform_int(rng, 10 * b, 99);
     }
     question_add(p, "What is %d mod %d?", a, b);
     int m = add_mul(p, a / b, b);

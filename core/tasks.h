@@ -19,17 +19,19 @@
  *
  * The families, each with difficulty levels 1..EGRC_TASK_DIFFICULTIES:
  *   chain    "7 + 5 - 3 = ?"           2, 3, 4 operands up to 9, 20, 30
- *   mul      "47 * 6 = ?"              1-digit, 2-digit up to 49, up to 99, times 2..9;
- *                                      a 2-digit factor is split into tens and units
- *   paren    "(4 + 3) * 2 = ?"         (a + b) * c; (a +/- b) * c; (a +/- b) * c +/- d
+ *   mul      "47 * 6 = ?"              2..9, 10..49, 50..99 times 2..9; a 2-digit
+ *                                      factor is split into tens and units
+ *   paren    "(4 + 3) * 2 = ?"         (a + b) * c with a + b <= 9; (a +/- b) * c
+ *                                      otherwise; (a +/- b) * c +/- d
  *   compare  "Which is larger, 47 or 52?"  differing tens; same tens; 3 digits,
  *                                      asking for the larger or the smaller
- *   mod      "What is 23 mod 5?"       divisor 2..5 and quotient <= 5; divisor 2..9 and
- *                                      quotient <= 9; any 2-digit dividend
+ *   mod      "What is 23 mod 5?"       divisor and quotient <= 5; a 1-digit
+ *                                      quotient otherwise; a 2-digit quotient
  *   word     "Tom has 5 apples, buys 3 more, gives away 2. How many apples now?"
  *                                      1, 2, 3 actions
- * No intermediate result is negative, and every problem's steps are stored in
- * the problem, so traces are rendered from them rather than re-derived.
+ * No intermediate result is negative, no question belongs to two levels, and
+ * every problem's steps are stored in the problem, so traces are rendered
+ * from them rather than re-derived.
  *
  * Train/eval split: a problem belongs to the evaluation split when a hash of
  * its question text, mixed with `eval_seed`, falls in one of
