@@ -8,9 +8,9 @@
  * Equivalence is decided on a normalised string (grade_normalize.c), then
  * structurally (matrices, unions, sets, tuples/intervals, unordered lists,
  * +/-), and for each scalar by string, multiple-choice letter, text, and a
- * numeric evaluator (grade_eval.c) that also evaluates expressions in one-
- * or two-letter variables at fixed sample points, so "2n^2+n" matches
- * "n(2n+1)". */
+ * numeric evaluator (grade_eval.c) that also evaluates expressions in
+ * variables (letters, Greek letters, subscripted names) at fixed sample
+ * points, so "2n^2+n" matches "n(2n+1)". */
 #ifndef EGRC_GRADE_H
 #define EGRC_GRADE_H
 

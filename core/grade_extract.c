@@ -7,6 +7,8 @@
 #include "grade.h"
 #include "grade_internal.h"
 
+#define MAX_BOX_CANDIDATES 16
+
 /* What one search found: a span of the text, or nothing. */
 typedef struct span {
     const char *start;
@@ -39,30 +41,30 @@ static const char *find_last_nocase(const char *text, size_t len, const char *ne
 }
 
 /* The argument of a box command whose name ends at `after`: "{...}" with
- * nesting, or (as models write "\boxed 5") the next whitespace-free token. */
+ * nesting, or (as models write "\boxed 5") the next token up to a space or
+ * '$'; empty when there is neither. */
 static span box_argument(const char *text, size_t len, const char *after) {
     size_t i = (size_t)(after - text);
     if (i < len && isalpha((unsigned char)text[i])) return (span){NULL, 0}; /* a longer command name */
-    size_t gap = i;
     while (i < len && is_space(text[i])) i++;
     if (i < len && text[i] == '{') {
         size_t close = egrc_grade_brace_end(text, len, i);
         if (close >= len) return (span){NULL, 0};
         return trimmed(text + i + 1, close - i - 1);
     }
-    if (i == gap) return (span){NULL, 0}; /* "\boxed$" and the like: no argument */
     size_t end = i;
     while (end < len && !is_space(text[end]) && text[end] != '$') end++;
     return (span){text + i, end - i};
 }
 
-/* The last non-empty \boxed / \fbox argument. Walking back over candidates
- * matters: a response may end with an unterminated or empty box after a
- * good one. */
+/* The last non-empty \boxed / \fbox / \framebox argument. Walking back over
+ * candidates matters: a response may end with an unterminated or empty box
+ * after a good one. Only the last few are tried, since each costs a scan to
+ * the end of the text and a looping model can write thousands of "\boxed{". */
 static span last_box(const char *text, size_t len) {
-    static const char *const commands[] = {"\\boxed", "\\fbox"};
+    static const char *const commands[] = {"\\boxed", "\\fbox", "\\framebox"};
     size_t limit = len;
-    for (;;) {
+    for (int tries = 0; tries < MAX_BOX_CANDIDATES; tries++) {
         const char *best = NULL, *best_end = NULL;
         for (size_t c = 0; c < sizeof commands / sizeof *commands; c++) {
             const char *hit = find_last(text, limit, commands[c]);
@@ -73,6 +75,7 @@ static span last_box(const char *text, size_t len) {
         if (arg.start && arg.len) return arg;
         limit = (size_t)(best - text);
     }
+    return (span){NULL, 0};
 }
 
 /* GSM8K's "#### 42": the rest of the line after the last "####". */

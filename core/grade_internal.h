@@ -4,19 +4,6 @@
 
 #include <stddef.h>
 
-/* A growable NUL-terminated string. After a failed allocation `oom` is set,
- * further appends are ignored, and the owner reports the failure once. */
-typedef struct egrc_strbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} egrc_strbuf;
-
-void egrc_strbuf_append(egrc_strbuf *b, const char *text, size_t len);
-void egrc_strbuf_putc(egrc_strbuf *b, char c);
-/* Hands over the string (never NULL unless oom, in which case it frees). */
-char *egrc_strbuf_take(egrc_strbuf *b);
-
 /* An answer after normalisation: compact canonical LaTeX (see
  * grade_normalize.c for the rules) and whether a percent sign was dropped. */
 typedef struct egrc_norm_answer {

@@ -6,6 +6,7 @@
 
 #include "../backends/backend.h"
 #include "cli.h"
+#include "cmd_grade.h"
 #include "fileio.h"
 #include "model_config.h"
 #include "tokenizer.h"
@@ -28,6 +29,8 @@ static const char usage[] =
     "  tokenize TOKENIZER.json TEXT         print the token ids of TEXT\n"
     "  bench train --model NAME|DIR [--batch B] [--seq T] [--steps N] [--backend NAME] [--device N]\n"
     "                                       training throughput, with an sgemm measured in the same run\n"
+    "  grade --gold ANSWER --pred ANSWER_OR_RESPONSE\n"
+    "                                       print 'correct' or 'incorrect' (math answer equivalence)\n"
     "  --help                               this text\n"
     "\n"
     "model presets: gpt2-124M gpt2-tiny llama-tiny qwen2-tiny qwen2-0.5B (random init), or a folder with\n"
@@ -111,6 +114,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "tokenize") == 0) return cmd_tokenize(argc, argv);
     if (strcmp(command, "parity") == 0) return egrc_cmd_parity(argc, argv);
     if (strcmp(command, "bench") == 0) return egrc_cmd_bench(argc, argv);
+    if (strcmp(command, "grade") == 0) return egrc_cmd_grade(argc, argv);
     fprintf(stderr, "egrc: unknown command '%s'; run 'egrc --help' for the list\n", command);
     return EGRC_EXIT_USAGE;
 }

@@ -63,5 +63,9 @@ expect 2 "usage: egrc bench train" -- "$egrc" bench
 expect 0 "tokens/s.*sgemm GFLOP/s" -- "$egrc" bench train --model gpt2-tiny --batch 2 --seq 16 --steps 2
 expect 0 "tokens/s" -- "$egrc" bench train --model "$data/tiny-qwen2" --batch 2 --seq 16 --steps 1
 
+expect 0 "^correct$" -- "$egrc" grade --gold '\frac{1}{2}' --pred 'so $\boxed{0.5}$'
+expect 0 "^incorrect$" -- "$egrc" grade --gold 18 --pred '#### 19'
+expect 2 "usage: egrc grade" -- "$egrc" grade --gold 1
+
 echo "cli_test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
