@@ -1,0 +1,437 @@
+/* Rollouts: KV-cache decoding against full forwards (logits, T=1 log-probs and
+ * entropies) on the three tiny fixtures with mixed prompt lengths, greedy
+ * equivalences (temperature -> 0, top-k 1, tiny top-p), determinism and
+ * independence from batch composition, stop tokens and budgets, and the
+ * sampler's truncation on hand-made distributions. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generate.h"
+#include "model_hf.h"
+#include "test.h"
+
+static egrc_backend *be;
+static const char *const models[] = {"tiny-gpt2", "tiny-qwen2", "tiny-llama"};
+
+static egrc_model *load(const char *name) {
+    char dir[512];
+    egrc_error err;
+    snprintf(dir, sizeof dir, "%s/%s", EGRC_TEST_DATA, name);
+    egrc_model *m = egrc_model_load_hf(be, dir, &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    return m;
+}
+
+static void random_tokens(int32_t *out, int n, int vocab, uint64_t seed) {
+    egrc_rng rng;
+    egrc_rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) out[i] = (int32_t)egrc_rng_below(&rng, (uint32_t)vocab);
+}
+
+/* Logits of the last position of seq (T tokens) by a full forward. */
+static void full_last_logits(egrc_model *m, const int32_t *seq, int T, float *out) {
+    egrc_error err;
+    const int V = m->cfg.vocab_size;
+    float *all = malloc((size_t)T * V * sizeof(float));
+    CHECK_MSG(egrc_model_forward(m, seq, NULL, 1, T, NULL, &err) == 0, "%s", err.msg);
+    egrc_model_download_logits(m, all);
+    memcpy(out, all + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
+    free(all);
+}
+
+/* Every logit within 1e-5 of the row's largest magnitude. */
+static int logits_close(const float *a, const float *b, int V) {
+    float scale = 0.0f, worst = 0.0f;
+    for (int v = 0; v < V; v++) {
+        scale = fmaxf(scale, fabsf(b[v]));
+        worst = fmaxf(worst, fabsf(a[v] - b[v]));
+    }
+    if (worst > 1e-5f * scale) fprintf(stderr, "  logits differ by %g (scale %g)\n", worst, scale);
+    return worst <= 1e-5f * scale;
+}
+
+/* Three prompts of different lengths, each continued by its own number of
+ * teacher-forced tokens; the rows are fed in reverse slot order and drop out
+ * as their continuations end, so slots and positions differ per row. */
+static void test_kv_cache_matches_full_forward(const char *name) {
+    egrc_model *m = load(name);
+    if (!m) return;
+    enum { N = 3, MAXP = 9, MAXK = 6, STRIDE = MAXP + MAXK };
+    const int V = m->cfg.vocab_size, lens[N] = {5, 9, 2}, extra[N] = {6, 3, 5};
+    int32_t seqs[N * STRIDE];
+    random_tokens(seqs, N * STRIDE, V, 11);
+    float *want = malloc((size_t)V * sizeof(float));
+    egrc_error err;
+    egrc_decoder *d = egrc_decoder_create(m, N, STRIDE, &err);
+    CHECK_MSG(d != NULL, "%s", err.msg);
+    if (!d) goto out;
+    CHECK_MSG(egrc_decoder_prefill(d, seqs, lens, N, STRIDE, &err) == 0, "%s", err.msg);
+    for (int i = 0; i < N; i++) {
+        CHECK(egrc_decoder_length(d, i) == lens[i]);
+        full_last_logits(m, seqs + i * STRIDE, lens[i], want);
+        CHECK_MSG(logits_close(egrc_decoder_logits(d) + (size_t)i * V, want, V), "%s prefill row %d", name, i);
+    }
+    for (int j = 0; j < MAXK; j++) {
+        int32_t tokens[N];
+        int slots[N], n = 0;
+        for (int i = N - 1; i >= 0; i--) {
+            if (j >= extra[i]) continue;
+            slots[n] = i;
+            tokens[n++] = seqs[i * STRIDE + lens[i] + j];
+        }
+        CHECK_MSG(egrc_decoder_step(d, tokens, slots, n, &err) == 0, "%s", err.msg);
+        const float *got = egrc_decoder_logits(d), *lse = egrc_decoder_lse(d), *ent = egrc_decoder_entropy(d);
+        for (int r = 0; r < n; r++) {
+            int i = slots[r], T = lens[i] + j + 1;
+            full_last_logits(m, seqs + i * STRIDE, T, want);
+            CHECK_MSG(logits_close(got + (size_t)r * V, want, V), "%s step %d row %d", name, j, i);
+            double max = want[0], sum = 0.0, sum_px = 0.0;
+            for (int v = 1; v < V; v++) max = fmax(max, want[v]);
+            for (int v = 0; v < V; v++) {
+                sum += exp(want[v] - max);
+                sum_px += exp(want[v] - max) * want[v];
+            }
+            CHECK_CLOSE(lse[r], max + log(sum), 1e-5);
+            CHECK_CLOSE(ent[r], max + log(sum) - sum_px / sum, 1e-4);
+        }
+    }
+    CHECK(egrc_decoder_length(d, 0) == lens[0] + extra[0]);
+    /* a slot at capacity refuses another token */
+    int32_t tok = 1;
+    int slot = 1;
+    for (int k = egrc_decoder_length(d, 1); k < STRIDE; k++) CHECK(egrc_decoder_step(d, &tok, &slot, 1, &err) == 0);
+    CHECK(egrc_decoder_step(d, &tok, &slot, 1, &err) != 0);
+out:
+    egrc_decoder_free(d);
+    free(want);
+    egrc_model_free(m);
+}
+
+/* Completion i of a rollout as a row of tokens. */
+static const int32_t *completion(const egrc_rollout *r, int i) { return egrc_rollout_completion(r, i); }
+
+static int same_completion(const egrc_rollout *a, int i, const egrc_rollout *b, int k) {
+    return a->length[i] == b->length[k] &&
+           memcmp(completion(a, i), completion(b, k), (size_t)a->length[i] * sizeof(int32_t)) == 0;
+}
+
+enum { NP = 4, PSTRIDE = 7, BUDGET = 8 };
+static const int plens[NP] = {3, 7, 1, 5};
+
+static int generate(egrc_model *m, const int32_t *prompts, const int *lens, int n, const egrc_sampling_config *cfg,
+                    egrc_rollout *out) {
+    egrc_error err;
+    int rc = egrc_generate(m, prompts, lens, n, PSTRIDE, cfg, out, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    return rc;
+}
+
+/* Greedy by construction (T = 0 and T below the threshold) and greedy by
+ * truncation (top-k 1, tiny top-p at T = 1) all equal egrc_model_greedy. */
+static void test_greedy_equivalences(const char *name) {
+    egrc_model *m = load(name);
+    if (!m) return;
+    int32_t prompts[NP * PSTRIDE], want[PSTRIDE + BUDGET];
+    random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 5);
+    egrc_sampling_config variants[4];
+    for (int k = 0; k < 4; k++) {
+        variants[k] = egrc_sampling_defaults();
+        variants[k].max_new_tokens = BUDGET;
+        variants[k].seed = 99;
+    }
+    variants[0].temperature = 0.0f;
+    variants[1].temperature = 1e-6f;
+    variants[2].top_k = 1;
+    variants[3].top_p = 1e-6f;
+    for (int k = 0; k < 4; k++) {
+        egrc_rollout r;
+        if (generate(m, prompts, plens, NP, &variants[k], &r)) continue;
+        for (int i = 0; i < NP; i++) {
+            memcpy(want, prompts + i * PSTRIDE, (size_t)plens[i] * sizeof(int32_t));
+            egrc_error err;
+            CHECK(egrc_model_greedy(m, want, plens[i], BUDGET, &err) == 0);
+            CHECK(r.length[i] == BUDGET && r.finish[i] == EGRC_FINISH_LENGTH);
+            CHECK_MSG(memcmp(completion(&r, i), want + plens[i], BUDGET * sizeof(int32_t)) == 0,
+                      "%s variant %d prompt %d differs from greedy", name, k, i);
+            CHECK(memcmp(r.tokens + i * r.stride, prompts + i * PSTRIDE, (size_t)plens[i] * sizeof(int32_t)) == 0);
+            /* the sampling distribution of a greedy/top-1 draw is a point mass */
+            for (int j = 0; j < BUDGET; j++) CHECK(fabsf(r.sample_logprob[i * BUDGET + j]) < 1e-6f);
+        }
+        egrc_rollout_free(&r);
+    }
+    egrc_model_free(m);
+}
+
+/* Same seed, same tokens; a sequence's tokens do not depend on its neighbours. */
+static void test_determinism_and_batch_independence(void) {
+    egrc_model *m = load("tiny-qwen2");
+    if (!m) return;
+    int32_t prompts[NP * PSTRIDE];
+    random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 6);
+    egrc_sampling_config cfg = egrc_sampling_defaults();
+    cfg.max_new_tokens = BUDGET;
+    cfg.temperature = 0.9f;
+    cfg.top_p = 0.95f;
+    cfg.seed = 1234;
+    egrc_rollout a, b, c;
+    if (generate(m, prompts, plens, NP, &cfg, &a) || generate(m, prompts, plens, NP, &cfg, &b)) return;
+    for (int i = 0; i < NP; i++) {
+        CHECK(same_completion(&a, i, &b, i));
+        CHECK(memcmp(a.logprob + i * BUDGET, b.logprob + i * BUDGET, BUDGET * sizeof(float)) == 0);
+    }
+    egrc_rollout_free(&b);
+    /* each prompt alone, and the last two together, with the seed its index had */
+    for (int i = 0; i < NP; i++) {
+        egrc_sampling_config alone = cfg;
+        alone.seed = cfg.seed + (uint64_t)i;
+        if (generate(m, prompts + i * PSTRIDE, &plens[i], 1, &alone, &c)) continue;
+        CHECK_MSG(same_completion(&a, i, &c, 0), "prompt %d alone differs from its row in the batch", i);
+        for (int j = 0; j < c.length[0]; j++) CHECK_CLOSE(c.logprob[j], a.logprob[i * BUDGET + j], 1e-5);
+        egrc_rollout_free(&c);
+    }
+    egrc_sampling_config tail = cfg;
+    tail.seed = cfg.seed + 2;
+    if (generate(m, prompts + 2 * PSTRIDE, &plens[2], 2, &tail, &c) == 0) {
+        CHECK(same_completion(&a, 2, &c, 0) && same_completion(&a, 3, &c, 1));
+        egrc_rollout_free(&c);
+    }
+    cfg.seed = 4321;
+    if (generate(m, prompts, plens, NP, &cfg, &b) == 0) {
+        int differ = 0;
+        for (int i = 0; i < NP; i++) differ += !same_completion(&a, i, &b, i);
+        CHECK_MSG(differ > 0, "another seed gave the same completions");
+        egrc_rollout_free(&b);
+    }
+    egrc_rollout_free(&a);
+    egrc_model_free(m);
+}
+
+/* A stop token ends its sequence (and is kept); others run to the budget. */
+static void test_stop_tokens_and_budget(void) {
+    egrc_model *m = load("tiny-llama");
+    if (!m) return;
+    int32_t prompts[NP * PSTRIDE];
+    random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 8);
+    egrc_sampling_config cfg = egrc_sampling_defaults();
+    cfg.temperature = 0.0f;
+    cfg.max_new_tokens = BUDGET;
+    egrc_rollout g, r;
+    if (generate(m, prompts, plens, NP, &cfg, &g)) return;
+    /* stop on sequence 0's fourth greedy token: it must end at that token's first occurrence */
+    int32_t stop = completion(&g, 0)[3];
+    cfg.stop_tokens[0] = stop;
+    cfg.n_stop = 1;
+    if (generate(m, prompts, plens, NP, &cfg, &r) == 0) {
+        for (int i = 0; i < NP; i++) {
+            int first = -1;
+            for (int j = 0; j < BUDGET && first < 0; j++)
+                if (completion(&g, i)[j] == stop) first = j;
+            int want_len = first >= 0 ? first + 1 : BUDGET;
+            CHECK_MSG(r.length[i] == want_len, "sequence %d: length %d, want %d", i, r.length[i], want_len);
+            CHECK(r.finish[i] == (first >= 0 ? EGRC_FINISH_STOP : EGRC_FINISH_LENGTH));
+            CHECK(memcmp(completion(&r, i), completion(&g, i), (size_t)r.length[i] * sizeof(int32_t)) == 0);
+            for (int j = r.length[i]; j < BUDGET; j++) CHECK(r.logprob[i * BUDGET + j] == 0.0f);
+        }
+        CHECK(r.length[0] <= 4);
+        egrc_rollout_free(&r);
+    }
+    egrc_rollout_free(&g);
+    cfg.n_stop = 0;
+    cfg.max_new_tokens = 1;
+    if (generate(m, prompts, plens, NP, &cfg, &r) == 0) {
+        for (int i = 0; i < NP; i++) CHECK(r.length[i] == 1 && r.finish[i] == EGRC_FINISH_LENGTH);
+        CHECK(r.decode_steps == 0);
+        egrc_rollout_free(&r);
+    }
+    egrc_model_free(m);
+}
+
+/* The rollout's T=1 log-probs and entropies equal those of the training
+ * forward over [prompt + completion] (the PPO ratio's denominator), also in a
+ * right-padded batch; without truncation at T=1 the sampling log-prob equals them. */
+static void test_rollout_logprobs_match_training(const char *name) {
+    egrc_model *m = load(name);
+    if (!m) return;
+    int32_t prompts[NP * PSTRIDE];
+    random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 9);
+    egrc_sampling_config cfg = egrc_sampling_defaults();
+    cfg.max_new_tokens = BUDGET;
+    cfg.temperature = 0.7f;
+    cfg.top_p = 0.9f;
+    cfg.top_k = 50;
+    cfg.seed = 3;
+    for (int pass = 0; pass < 2; pass++) {
+        egrc_rollout r;
+        if (generate(m, prompts, plens, NP, &cfg, &r)) return;
+        const int T = r.stride;
+        int32_t *tokens = calloc((size_t)NP * T, sizeof(int32_t)), *targets = malloc((size_t)NP * T * sizeof(int32_t));
+        float *loss = malloc((size_t)NP * T * sizeof(float)), *ent = malloc((size_t)NP * T * sizeof(float));
+        for (int i = 0; i < NP * T; i++) targets[i] = -1;
+        for (int i = 0; i < NP; i++) {
+            int len = r.prompt_len[i] + r.length[i];
+            memcpy(tokens + i * T, r.tokens + i * r.stride, (size_t)len * sizeof(int32_t));
+            for (int t = r.prompt_len[i]; t < len; t++) targets[i * T + t - 1] = tokens[i * T + t];
+        }
+        egrc_error err;
+        CHECK_MSG(egrc_model_forward(m, tokens, targets, NP, T, NULL, &err) == 0, "%s", err.msg);
+        egrc_model_download_losses(m, loss);
+        egrc_model_download_entropy(m, ent);
+        for (int i = 0; i < NP; i++) {
+            for (int j = 0; j < r.length[i]; j++) {
+                int pos = i * T + r.prompt_len[i] + j - 1;
+                float lp = r.logprob[i * BUDGET + j], h = r.entropy[i * BUDGET + j];
+                CHECK_MSG(fabsf(lp + loss[pos]) <= 1e-5f * fmaxf(1.0f, fabsf(lp)), "%s: log-prob %g vs %g", name,
+                          lp, -loss[pos]);
+                CHECK_MSG(fabsf(h - ent[pos]) <= 1e-5f * fmaxf(1.0f, h), "%s: entropy %g vs %g", name, h, ent[pos]);
+                float slp = r.sample_logprob[i * BUDGET + j], sh = r.sample_entropy[i * BUDGET + j];
+                CHECK(slp <= 1e-6f && sh >= -1e-6f);
+                if (pass == 1) {
+                    CHECK_CLOSE(slp, lp, 1e-5);
+                    CHECK_CLOSE(sh, h, 1e-5);
+                } else {
+                    /* truncating to a nucleus at T < 1 sharpens: the kept token is likelier */
+                    CHECK(slp >= lp - 1e-6f);
+                }
+            }
+        }
+        free(tokens);
+        free(targets);
+        free(loss);
+        free(ent);
+        egrc_rollout_free(&r);
+        cfg.temperature = 1.0f;
+        cfg.top_p = 1.0f;
+        cfg.top_k = 0;
+    }
+    egrc_model_free(m);
+}
+
+static void test_bad_requests(void) {
+    egrc_model *m = load("tiny-gpt2"); /* 64 learned positions */
+    if (!m) return;
+    int32_t prompt[60] = {0};
+    int len = 60;
+    egrc_sampling_config cfg = egrc_sampling_defaults();
+    cfg.max_new_tokens = 8;
+    egrc_rollout r;
+    egrc_error err;
+    CHECK(egrc_generate(m, prompt, &len, 1, 60, &cfg, &r, &err) != 0);
+    CHECK(strstr(err.msg, "positions") != NULL);
+    cfg.max_new_tokens = 4;
+    CHECK_MSG(egrc_generate(m, prompt, &len, 1, 60, &cfg, &r, &err) == 0, "%s", err.msg);
+    egrc_rollout_free(&r);
+    cfg.top_p = 0.0f;
+    CHECK(egrc_generate(m, prompt, &len, 1, 60, &cfg, &r, &err) != 0);
+    cfg.top_p = 1.0f;
+    cfg.stop_tokens[0] = m->cfg.vocab_size;
+    cfg.n_stop = 1;
+    CHECK(egrc_generate(m, prompt, &len, 1, 60, &cfg, &r, &err) != 0);
+    cfg.n_stop = 0;
+    prompt[3] = -4;
+    CHECK(egrc_generate(m, prompt, &len, 1, 60, &cfg, &r, &err) != 0);
+    egrc_model_free(m);
+}
+
+/* Hand-made distribution p = (0.5, 0.3, 0.15, 0.05): top-k and top-p keep the
+ * right tokens, report the renormalised log-prob and entropy, and sample in
+ * the renormalised proportions. */
+static void test_sampler_truncation(void) {
+    const double p[4] = {0.5, 0.3, 0.15, 0.05};
+    float logits[4];
+    for (int v = 0; v < 4; v++) logits[v] = (float)log(p[v]) + 2.0f; /* a shift changes nothing */
+    egrc_sampler s;
+    egrc_error err;
+    CHECK(egrc_sampler_init(&s, 4, &err) == 0);
+    egrc_rng rng;
+    egrc_rng_seed(&rng, 77);
+    struct {
+        float top_p;
+        int top_k;
+        double mass; /* kept probability mass */
+        int keep;
+    } cases[] = {{1.0f, 0, 1.0, 4}, {1.0f, 2, 0.8, 2}, {0.7f, 0, 0.8, 2}, {0.85f, 0, 0.95, 3}, {0.9f, 3, 0.95, 3},
+                 {0.45f, 0, 0.5, 1}, {0.9f, 2, 0.8, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        egrc_sampling_config cfg = egrc_sampling_defaults();
+        cfg.top_p = cases[c].top_p;
+        cfg.top_k = cases[c].top_k;
+        double want_h = 0.0;
+        for (int v = 0; v < cases[c].keep; v++) want_h -= p[v] / cases[c].mass * log(p[v] / cases[c].mass);
+        int counts[4] = {0};
+        const int draws = 20000;
+        for (int k = 0; k < draws; k++) {
+            egrc_sample x = egrc_sample_token(&s, logits, &cfg, &rng);
+            CHECK(x.token >= 0 && x.token < cases[c].keep);
+            if (x.token < 0 || x.token >= 4) continue;
+            counts[x.token]++;
+            if (k < 50) {
+                CHECK_CLOSE(x.logprob, log(p[x.token] / cases[c].mass), 1e-5);
+                CHECK_CLOSE(x.entropy, want_h, 1e-5);
+            }
+        }
+        for (int v = 0; v < cases[c].keep; v++)
+            CHECK_MSG(fabs((double)counts[v] / draws - p[v] / cases[c].mass) < 0.015, "case %zu token %d: %d of %d",
+                      c, v, counts[v], draws);
+    }
+    /* temperature 0.5 squares the probabilities before renormalising */
+    egrc_sampling_config cold = egrc_sampling_defaults();
+    cold.temperature = 0.5f;
+    double z = 0.0;
+    for (int v = 0; v < 4; v++) z += p[v] * p[v];
+    egrc_sample x = egrc_sample_token(&s, logits, &cold, &rng);
+    CHECK_CLOSE(x.logprob, log(p[x.token] * p[x.token] / z), 1e-5);
+    /* ties go to the lower id */
+    float flat[4] = {1.0f, 3.0f, 3.0f, 0.0f};
+    egrc_sampling_config greedy = egrc_sampling_defaults();
+    greedy.temperature = 0.0f;
+    CHECK(egrc_sample_token(&s, flat, &greedy, &rng).token == 1);
+    greedy.temperature = 1.0f;
+    greedy.top_k = 1;
+    CHECK(egrc_sample_token(&s, flat, &greedy, &rng).token == 1);
+    egrc_sampler_free(&s);
+    /* A long tail below the first candidate threshold: p = (0.4, 0.2, 0.1) and
+     * 997 tokens sharing 0.3. top_p 0.55 is a share of the whole mass, so the
+     * nucleus is the first two tokens (0.6), not one (0.4 >= 0.55 * 0.7). */
+    enum { WIDE = 1000 };
+    float *wide = malloc(WIDE * sizeof(float));
+    for (int v = 0; v < WIDE; v++) wide[v] = (float)log(v == 0 ? 0.4 : v == 1 ? 0.2 : v == 2 ? 0.1 : 0.3 / 997.0);
+    CHECK(egrc_sampler_init(&s, WIDE, &err) == 0);
+    egrc_sampling_config nucleus = egrc_sampling_defaults();
+    nucleus.top_p = 0.55f;
+    int seen[2] = {0};
+    for (int k = 0; k < 400; k++) {
+        egrc_sample y = egrc_sample_token(&s, wide, &nucleus, &rng);
+        CHECK(y.token == 0 || y.token == 1);
+        if (y.token == 0 || y.token == 1) seen[y.token]++;
+        CHECK_CLOSE(y.logprob, log((y.token == 0 ? 0.4 : 0.2) / 0.6), 1e-5);
+    }
+    CHECK(seen[0] > 0 && seen[1] > 0);
+    /* top_p 0.8 needs the tail: sampling then covers more than the three large tokens */
+    nucleus.top_p = 0.8f;
+    int tail = 0;
+    for (int k = 0; k < 400; k++) tail += egrc_sample_token(&s, wide, &nucleus, &rng).token >= 3;
+    CHECK(tail > 0);
+    free(wide);
+    egrc_sampler_free(&s);
+}
+
+int main(void) {
+    egrc_error err;
+    be = egrc_backend_open("cpu", 0, &err);
+    if (!be) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        test_kv_cache_matches_full_forward(models[i]);
+        test_greedy_equivalences(models[i]);
+        test_rollout_logprobs_match_training(models[i]);
+    }
+    test_determinism_and_batch_independence();
+    test_stop_tokens_and_budget();
+    test_bad_requests();
+    test_sampler_truncation();
+    egrc_backend_close(be);
+    return test_finish("test_generate");
+}
