@@ -77,14 +77,16 @@ static void run_matmul(op_case *c) {
     matmul_state *s = c->state;
     be->ops->matmul_forward(be, c->out, s->inp, s->w, s->bias, s->N, s->C, s->OC);
 }
-static void test_matmul(void) {
-    matmul_state s = {random_buffer(5 * 7, 1), random_buffer(6 * 7, 1), random_buffer(6, 1), 5, 7, 6};
-    op_case c = {run_matmul, filled(5 * 6, 0), 5 * 6, random_buffer(5 * 6, 1), &s};
-    float *dinp = filled(5 * 7, PREFILL), *dw = filled(6 * 7, PREFILL), *db = filled(6, PREFILL);
-    be->ops->matmul_backward(be, dinp, dw, db, c.projection, s.inp, s.w, 5, 7, 6);
-    check_gradient("matmul dinp (overwritten)", &c, s.inp, 35, dinp, 0.0f);
-    check_gradient("matmul dw (accumulated)", &c, s.w, 42, dw, PREFILL);
-    check_gradient("matmul dbias (accumulated)", &c, s.bias, 6, db, PREFILL);
+static void test_matmul(int N, int with_bias) {
+    const int C = 7, OC = 6;
+    matmul_state s = {random_buffer((size_t)N * C, 1), random_buffer(OC * C, 1), with_bias ? random_buffer(OC, 1) : NULL,
+                      N, C, OC};
+    op_case c = {run_matmul, filled((size_t)N * OC, 0), (size_t)N * OC, random_buffer((size_t)N * OC, 1), &s};
+    float *dinp = filled((size_t)N * C, PREFILL), *dw = filled(OC * C, PREFILL), *db = filled(OC, PREFILL);
+    be->ops->matmul_backward(be, dinp, dw, with_bias ? db : NULL, c.projection, s.inp, s.w, N, C, OC);
+    check_gradient("matmul dinp (overwritten)", &c, s.inp, (size_t)N * C, dinp, 0.0f);
+    check_gradient("matmul dw (accumulated)", &c, s.w, OC * C, dw, PREFILL);
+    if (with_bias) check_gradient("matmul dbias (accumulated)", &c, s.bias, OC, db, PREFILL);
     free(dinp), free(dw), free(db), free(c.out), free(c.projection), free(s.inp), free(s.w), free(s.bias);
 }
 
@@ -274,7 +276,9 @@ int main(void) {
     CHECK_MSG(be != NULL, "%s", err.msg);
     if (!be) return test_finish("test_gradcheck");
     egrc_rng_seed(&rng, 2024);
-    test_matmul();
+    test_matmul(5, 1);
+    test_matmul(3, 1); /* the few-row path (decode) */
+    test_matmul(2, 0);
     test_norm(0);
     test_norm(1);
     test_activation(0);
