@@ -67,39 +67,89 @@ static double sgemm_gflops(egrc_backend *be, int n, egrc_error *err) {
     return best;
 }
 
-static int bench_train(int argc, char **argv) {
-    const char *model_name = NULL, *backend_name = "cpu";
-    long B = 4, T = 64, steps = 5, device = 0;
-    for (int i = 3; i < argc; i++) {
+/* Flags common to both benchmarks, plus each one's integer flags. */
+typedef struct int_flag {
+    const char *name;
+    long min, max;
+    long *value;
+} int_flag;
+
+typedef struct bench_setup {
+    const char *model_name, *backend_name;
+    long device;
+    egrc_backend *be;
+    egrc_model *m;
+} bench_setup;
+
+/* Parses "--model/--backend/--device" and the given integer flags, then
+ * opens the backend and the model. Returns EGRC_EXIT_OK or the exit code to
+ * leave with (the message already printed). */
+static int bench_open(const char *what, int argc, char **argv, const int_flag *ints, int n_ints, bench_setup *setup) {
+    setup->model_name = NULL;
+    setup->backend_name = "cpu";
+    setup->device = 0;
+    for (int i = 3; i < argc; i += 2) {
         const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!value) {
-            fprintf(stderr, "egrc bench train: %s needs a value\n", flag);
+            fprintf(stderr, "egrc bench %s: %s needs a value\n", what, flag);
             return EGRC_EXIT_USAGE;
         }
-        i++;
-        if (strcmp(flag, "--model") == 0) model_name = value;
-        else if (strcmp(flag, "--backend") == 0) backend_name = value;
-        else if (strcmp(flag, "--batch") == 0) { if (egrc_cli_int(flag, value, 1, 65536, &B)) return EGRC_EXIT_USAGE; }
-        else if (strcmp(flag, "--seq") == 0) { if (egrc_cli_int(flag, value, 2, 1 << 20, &T)) return EGRC_EXIT_USAGE; }
-        else if (strcmp(flag, "--steps") == 0) { if (egrc_cli_int(flag, value, 1, 100000, &steps)) return EGRC_EXIT_USAGE; }
-        else if (strcmp(flag, "--device") == 0) { if (egrc_cli_int(flag, value, 0, 1023, &device)) return EGRC_EXIT_USAGE; }
-        else {
-            fprintf(stderr, "egrc bench train: unknown flag '%s' (flags: --model --batch --seq --steps --backend --device)\n", flag);
+        int known = 1;
+        if (strcmp(flag, "--model") == 0) setup->model_name = value;
+        else if (strcmp(flag, "--backend") == 0) setup->backend_name = value;
+        else if (strcmp(flag, "--device") == 0) {
+            if (egrc_cli_int(flag, value, 0, 1023, &setup->device)) return EGRC_EXIT_USAGE;
+        } else {
+            known = 0;
+            for (int k = 0; k < n_ints && !known; k++) {
+                if (strcmp(flag, ints[k].name) != 0) continue;
+                if (egrc_cli_int(flag, value, ints[k].min, ints[k].max, ints[k].value)) return EGRC_EXIT_USAGE;
+                known = 1;
+            }
+        }
+        if (!known) {
+            fprintf(stderr, "egrc bench %s: unknown flag '%s' (flags: --model --backend --device", what, flag);
+            for (int k = 0; k < n_ints; k++) fprintf(stderr, " %s", ints[k].name);
+            fprintf(stderr, ")\n");
             return EGRC_EXIT_USAGE;
         }
     }
-    if (!model_name) return egrc_cli_error(EGRC_EXIT_USAGE, "bench train: --model NAME|DIR is required", NULL);
+    if (!setup->model_name) {
+        fprintf(stderr, "egrc: bench %s: --model NAME|DIR is required\n", what);
+        return EGRC_EXIT_USAGE;
+    }
     egrc_error err;
-    egrc_backend *be = egrc_backend_open(backend_name, (int)device, &err);
-    if (!be) return egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
-    egrc_model *m = egrc_model_open(be, model_name, 1234, &err);
-    if (!m) {
-        egrc_backend_close(be);
+    setup->be = egrc_backend_open(setup->backend_name, (int)setup->device, &err);
+    if (!setup->be) return egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
+    setup->m = egrc_model_open(setup->be, setup->model_name, 1234, &err);
+    if (!setup->m) {
+        egrc_backend_close(setup->be);
         return egrc_cli_error(EGRC_EXIT_USAGE, err.msg, NULL);
     }
+    return EGRC_EXIT_OK;
+}
+
+static void bench_close(bench_setup *setup) {
+    egrc_model_free(setup->m);
+    egrc_backend_close(setup->be);
+}
+
+static int bench_train(int argc, char **argv) {
+    long B = 4, T = 64, steps = 5;
+    const int_flag ints[] = {{"--batch", 1, 65536, &B}, {"--seq", 2, 1 << 20, &T}, {"--steps", 1, 100000, &steps}};
+    bench_setup setup;
+    int opened = bench_open("train", argc, argv, ints, 3, &setup);
+    if (opened != EGRC_EXIT_OK) return opened;
+    egrc_backend *be = setup.be;
+    egrc_model *m = setup.m;
+    const char *model_name = setup.model_name, *backend_name = setup.backend_name;
+    egrc_error err;
     size_t n = (size_t)B * T;
     int32_t *tokens = malloc((n + 1) * sizeof(int32_t));
-    if (!tokens) return egrc_cli_error(EGRC_EXIT_FAILURE, "out of host memory", NULL);
+    if (!tokens) {
+        bench_close(&setup);
+        return egrc_cli_error(EGRC_EXIT_FAILURE, "out of host memory", NULL);
+    }
     egrc_rng rng;
     egrc_rng_seed(&rng, 42);
     for (size_t i = 0; i <= n; i++) tokens[i] = (int32_t)egrc_rng_below(&rng, (uint32_t)m->cfg.vocab_size);
@@ -133,8 +183,7 @@ static int bench_train(int argc, char **argv) {
                model_gflops, gemm, gemm > 0 ? model_gflops / gemm : 0.0, loss, usage.ru_maxrss / 1024.0);
     }
     free(tokens);
-    egrc_model_free(m);
-    egrc_backend_close(be);
+    bench_close(&setup);
     return code;
 }
 
@@ -142,35 +191,16 @@ static int bench_train(int argc, char **argv) {
  * sequence runs the whole budget. A short untimed run first pays for the
  * first-touch allocations. */
 static int bench_generate(int argc, char **argv) {
-    const char *model_name = NULL, *backend_name = "cpu";
-    long B = 4, P = 32, new_tokens = 64, device = 0;
-    for (int i = 3; i < argc; i++) {
-        const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!value) {
-            fprintf(stderr, "egrc bench generate: %s needs a value\n", flag);
-            return EGRC_EXIT_USAGE;
-        }
-        i++;
-        if (strcmp(flag, "--model") == 0) model_name = value;
-        else if (strcmp(flag, "--backend") == 0) backend_name = value;
-        else if (strcmp(flag, "--batch") == 0) { if (egrc_cli_int(flag, value, 1, 65536, &B)) return EGRC_EXIT_USAGE; }
-        else if (strcmp(flag, "--prompt-len") == 0) { if (egrc_cli_int(flag, value, 1, 1 << 20, &P)) return EGRC_EXIT_USAGE; }
-        else if (strcmp(flag, "--new-tokens") == 0) { if (egrc_cli_int(flag, value, 1, 1 << 20, &new_tokens)) return EGRC_EXIT_USAGE; }
-        else if (strcmp(flag, "--device") == 0) { if (egrc_cli_int(flag, value, 0, 1023, &device)) return EGRC_EXIT_USAGE; }
-        else {
-            fprintf(stderr, "egrc bench generate: unknown flag '%s' (flags: --model --batch --prompt-len --new-tokens --backend --device)\n", flag);
-            return EGRC_EXIT_USAGE;
-        }
-    }
-    if (!model_name) return egrc_cli_error(EGRC_EXIT_USAGE, "bench generate: --model NAME|DIR is required", NULL);
+    long B = 4, P = 32, new_tokens = 64;
+    const int_flag ints[] = {
+        {"--batch", 1, 65536, &B}, {"--prompt-len", 1, 1 << 20, &P}, {"--new-tokens", 1, 1 << 20, &new_tokens}};
+    bench_setup setup;
+    int opened = bench_open("generate", argc, argv, ints, 3, &setup);
+    if (opened != EGRC_EXIT_OK) return opened;
+    egrc_backend *be = setup.be;
+    egrc_model *m = setup.m;
+    const char *model_name = setup.model_name, *backend_name = setup.backend_name;
     egrc_error err;
-    egrc_backend *be = egrc_backend_open(backend_name, (int)device, &err);
-    if (!be) return egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
-    egrc_model *m = egrc_model_open(be, model_name, 1234, &err);
-    if (!m) {
-        egrc_backend_close(be);
-        return egrc_cli_error(EGRC_EXIT_USAGE, err.msg, NULL);
-    }
     int32_t *prompts = malloc((size_t)B * P * sizeof(int32_t));
     int *lens = malloc((size_t)B * sizeof(int));
     int code = EGRC_EXIT_OK;
@@ -218,8 +248,7 @@ done:
     egrc_rollout_free(&r);
     free(prompts);
     free(lens);
-    egrc_model_free(m);
-    egrc_backend_close(be);
+    bench_close(&setup);
     return code;
 }
 
