@@ -10,18 +10,11 @@
 #include "generate.h"
 #include "model_hf.h"
 #include "test.h"
+#include "test_models.h"
 
 static egrc_backend *be;
 static const char *const models[] = {"tiny-gpt2", "tiny-qwen2", "tiny-llama"};
 
-static egrc_model *load(const char *name) {
-    char dir[512];
-    egrc_error err;
-    snprintf(dir, sizeof dir, "%s/%s", EGRC_TEST_DATA, name);
-    egrc_model *m = egrc_model_load_hf(be, dir, &err);
-    CHECK_MSG(m != NULL, "%s", err.msg);
-    return m;
-}
 
 static void random_tokens(int32_t *out, int n, int vocab, uint64_t seed) {
     egrc_rng rng;
@@ -55,7 +48,7 @@ static int logits_close(const float *a, const float *b, int V) {
  * teacher-forced tokens; the rows are fed in reverse slot order and drop out
  * as their continuations end, so slots and positions differ per row. */
 static void test_kv_cache_matches_full_forward(const char *name) {
-    egrc_model *m = load(name);
+    egrc_model *m = test_load_fixture(be, name);
     if (!m) return;
     enum { N = 3, MAXP = 9, MAXK = 6, STRIDE = MAXP + MAXK };
     const int V = m->cfg.vocab_size, lens[N] = {5, 9, 2}, extra[N] = {6, 3, 5};
@@ -130,7 +123,7 @@ static int generate(egrc_model *m, const int32_t *prompts, const int *lens, int 
 /* Greedy by construction (T = 0 and T below the threshold) and greedy by
  * truncation (top-k 1, tiny top-p at T = 1) all equal egrc_model_greedy. */
 static void test_greedy_equivalences(const char *name) {
-    egrc_model *m = load(name);
+    egrc_model *m = test_load_fixture(be, name);
     if (!m) return;
     int32_t prompts[NP * PSTRIDE], want[PSTRIDE + BUDGET];
     random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 5);
@@ -165,7 +158,7 @@ static void test_greedy_equivalences(const char *name) {
 
 /* Same seed, same tokens; a sequence's tokens do not depend on its neighbours. */
 static void test_determinism_and_batch_independence(void) {
-    egrc_model *m = load("tiny-qwen2");
+    egrc_model *m = test_load_fixture(be, "tiny-qwen2");
     if (!m) return;
     int32_t prompts[NP * PSTRIDE];
     random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 6);
@@ -209,7 +202,7 @@ static void test_determinism_and_batch_independence(void) {
 
 /* A stop token ends its sequence (and is kept); others run to the budget. */
 static void test_stop_tokens_and_budget(void) {
-    egrc_model *m = load("tiny-llama");
+    egrc_model *m = test_load_fixture(be, "tiny-llama");
     if (!m) return;
     int32_t prompts[NP * PSTRIDE];
     random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 8);
@@ -251,7 +244,7 @@ static void test_stop_tokens_and_budget(void) {
  * forward over [prompt + completion] (the PPO ratio's denominator), also in a
  * right-padded batch; without truncation at T=1 the sampling log-prob equals them. */
 static void test_rollout_logprobs_match_training(const char *name) {
-    egrc_model *m = load(name);
+    egrc_model *m = test_load_fixture(be, name);
     if (!m) return;
     int32_t prompts[NP * PSTRIDE];
     random_tokens(prompts, NP * PSTRIDE, m->cfg.vocab_size, 9);
@@ -308,7 +301,7 @@ static void test_rollout_logprobs_match_training(const char *name) {
 }
 
 static void test_bad_requests(void) {
-    egrc_model *m = load("tiny-gpt2"); /* 64 learned positions */
+    egrc_model *m = test_load_fixture(be, "tiny-gpt2"); /* 64 learned positions */
     if (!m) return;
     int32_t prompt[60] = {0};
     int len = 60;

@@ -13,17 +13,10 @@
 #include "grpo.h"
 #include "model_hf.h"
 #include "test.h"
+#include "test_models.h"
 
 static egrc_backend *be;
 
-static egrc_model *load(const char *name) {
-    char dir[512];
-    egrc_error err;
-    snprintf(dir, sizeof dir, "%s/%s", EGRC_TEST_DATA, name);
-    egrc_model *m = egrc_model_load_hf(be, dir, &err);
-    CHECK_MSG(m != NULL, "%s", err.msg);
-    return m;
-}
 
 static void check_adv(const char *name, const float *got, const double *want, int n) {
     for (int i = 0; i < n; i++)
@@ -185,7 +178,7 @@ static void shift_logprobs(egrc_rollout *r, const float *base, float *out) {
 }
 
 static void test_gradients_and_clipping(void) {
-    egrc_model *m = load("tiny-qwen2");
+    egrc_model *m = test_load_fixture(be, "tiny-qwen2");
     egrc_rollout r;
     if (!m || build_rollout(m, &r, NB, prompt_lens, completion_lens, BUDGET, 21)) return;
     const size_t per_token = (size_t)NB * BUDGET;
@@ -245,7 +238,7 @@ static void test_gradients_and_clipping(void) {
  * form in the lengths (6, 2, 5, 1; budget 6); the k3 KL of known log-prob
  * gaps is exp(d) - d - 1; filtered sequences do not count. */
 static void test_aggregation_and_kl(void) {
-    egrc_model *m = load("tiny-gpt2");
+    egrc_model *m = test_load_fixture(be, "tiny-gpt2");
     egrc_rollout r;
     if (!m || build_rollout(m, &r, NB, prompt_lens, completion_lens, BUDGET, 22)) return;
     const float adv[NB] = {1.0f, -0.5f, 0.7f, -1.2f};
@@ -294,7 +287,7 @@ static void test_aggregation_and_kl(void) {
  * count, histogram and high/low split, mean |e_a - p| per split, the tail's
  * token counts; gradient cosines of +-identical objectives are +-1. */
 static void test_analysis(void) {
-    egrc_model *m = load("tiny-qwen2");
+    egrc_model *m = test_load_fixture(be, "tiny-qwen2");
     if (!m) return;
     /* sharpen the output distributions (lm_head x 30) so p_a and sum p^2 vary well away from uniform */
     float *params = malloc(m->n_params * sizeof(float));

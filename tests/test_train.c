@@ -13,18 +13,11 @@
 #include "model_hf.h"
 #include "safetensors.h"
 #include "test.h"
+#include "test_models.h"
 #include "train.h"
 
 static egrc_backend *be;
 
-static egrc_model *load(const char *name) {
-    char dir[512];
-    egrc_error err;
-    snprintf(dir, sizeof dir, "%s/%s", EGRC_TEST_DATA, name);
-    egrc_model *m = egrc_model_load_hf(be, dir, &err);
-    CHECK_MSG(m != NULL, "%s", err.msg);
-    return m;
-}
 
 /* HF's causal-LM targets: position t predicts t+1; the last is ignored. */
 static void shift_targets(const int32_t *tokens, int32_t *targets, int rows, int T) {
@@ -42,7 +35,7 @@ static void test_matches_pytorch_adamw(void) {
     egrc_error err;
     egrc_safetensors *ref = egrc_safetensors_open(EGRC_TEST_DATA "/tiny-qwen2/adamw10.safetensors", &err);
     CHECK_MSG(ref != NULL, "%s", err.msg);
-    egrc_model *m = load("tiny-qwen2");
+    egrc_model *m = test_load_fixture(be, "tiny-qwen2");
     if (!ref || !m) return;
     enum { STEPS = 10, B = 4, T = 16 };
     int64_t batches64[STEPS * B * T];
@@ -100,7 +93,7 @@ static void test_schedule(void) {
  * (equal valid-token counts, so the means agree). */
 static void test_gradient_accumulation(void) {
     egrc_error err;
-    egrc_model *m = load("tiny-llama");
+    egrc_model *m = test_load_fixture(be, "tiny-llama");
     if (!m) return;
     enum { B = 4, T = 8 };
     int32_t tokens[B * T], targets[B * T];
@@ -148,7 +141,7 @@ static void test_resume_is_bit_identical(void) {
     int32_t tokens[B * T], targets[B * T];
     float straight_loss[STEPS], resumed_loss[STEPS];
 
-    egrc_model *a = load("tiny-qwen2");
+    egrc_model *a = test_load_fixture(be, "tiny-qwen2");
     if (!a) return;
     egrc_rng rng;
     egrc_rng_seed(&rng, 99);
@@ -161,7 +154,7 @@ static void test_resume_is_bit_identical(void) {
     CHECK(mkdtemp(dir) != NULL);
     char path[600];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
-    egrc_model *b = load("tiny-qwen2");
+    egrc_model *b = test_load_fixture(be, "tiny-qwen2");
     egrc_rng_seed(&rng, 99);
     for (int s = 0; s < SPLIT; s++) {
         random_batch(&rng, tokens, targets, B, T);
@@ -171,7 +164,7 @@ static void test_resume_is_bit_identical(void) {
     CHECK_MSG(count_files(dir) == 1, "the atomic write left %d files", count_files(dir));
     egrc_model_free(b);
 
-    egrc_model *c = load("tiny-qwen2");
+    egrc_model *c = test_load_fixture(be, "tiny-qwen2");
     egrc_rng restored;
     int step = -1;
     CHECK_MSG(egrc_checkpoint_load(path, c, &step, &restored, &err) == 0, "%s", err.msg);
@@ -187,7 +180,7 @@ static void test_resume_is_bit_identical(void) {
     CHECK_MSG(memcmp(pa, pc, a->n_params * sizeof(float)) == 0, "resumed weights differ from the straight run");
 
     /* A checkpoint for another architecture is refused, naming the file. */
-    egrc_model *other = load("tiny-llama");
+    egrc_model *other = test_load_fixture(be, "tiny-llama");
     CHECK(egrc_checkpoint_load(path, other, &step, &restored, &err) == -1 && strstr(err.msg, "different model config"));
     egrc_model_free(other);
     /* A failed save (folder missing) reports and leaves the old file alone. */
@@ -206,7 +199,7 @@ static void test_resume_is_bit_identical(void) {
 /* save_hf then load_hf gives the same weights and the same logits. */
 static void test_hf_round_trip(const char *name) {
     egrc_error err;
-    egrc_model *m = load(name);
+    egrc_model *m = test_load_fixture(be, name);
     if (!m) return;
     char dir[] = "/tmp/egrc_test_hf_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
