@@ -5,8 +5,11 @@
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "cpu_math.h"
 
 /* egrc_config_validate guarantees head_dim <= 1024. */
+/* Keys per chunk of the decode attention (a stack buffer of scores). */
+#define DECODE_CHUNK 128
 #define MAX_HEAD_DIM 1024
 
 void cpu_kv_cache_write(egrc_backend *be, void *k_cache_, void *v_cache_, const void *qkv_, const int32_t *slots,
@@ -33,31 +36,42 @@ void cpu_attention_decode(egrc_backend *be, void *out_, const void *qkv_, const 
     const size_t row = (size_t)(H + 2 * KV) * D, width = (size_t)KV * D;
     const int group = H / KV;
     const float scale = 1.0f / sqrtf((float)D);
-    /* One pass with a running maximum (online softmax), so no per-row scratch
-     * of length lens[i] is needed: the accumulator is rescaled whenever the
-     * maximum grows. */
+    /* Keys are visited in chunks: a chunk's scores are computed, exponentiated
+     * (vectorised) and folded into the output with one rescale of the
+     * accumulator per chunk when the running maximum grows (the online
+     * softmax), so no scratch longer than a chunk is needed. */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int i = 0; i < N; i++) {
         for (int h = 0; h < H; h++) {
             const float *q = qkv + (size_t)i * row + (size_t)h * D;
             const size_t base = (size_t)slots[i] * cap * width + (size_t)(h / group) * D;
-            float acc[MAX_HEAD_DIM];
+            float acc[MAX_HEAD_DIM], scores[DECODE_CHUNK];
             float max_score = -INFINITY, sum = 0.0f;
             memset(acc, 0, (size_t)D * sizeof(float));
-            for (int s = 0; s < lens[i]; s++) {
-                const float *k = k_cache + base + (size_t)s * width, *v = v_cache + base + (size_t)s * width;
-                float dot = 0.0f;
-                for (int d = 0; d < D; d++) dot += q[d] * k[d];
-                float score = dot * scale;
-                if (score > max_score) {
-                    float rescale = expf(max_score - score); /* 0 on the first key */
+            for (int s0 = 0; s0 < lens[i]; s0 += DECODE_CHUNK) {
+                const int count = lens[i] - s0 < DECODE_CHUNK ? lens[i] - s0 : DECODE_CHUNK;
+                float chunk_max = -INFINITY;
+                for (int j = 0; j < count; j++) {
+                    const float *k = k_cache + base + (size_t)(s0 + j) * width;
+                    float dot = 0.0f;
+                    for (int d = 0; d < D; d++) dot += q[d] * k[d];
+                    scores[j] = dot * scale;
+                    chunk_max = scores[j] > chunk_max ? scores[j] : chunk_max;
+                }
+                if (chunk_max > max_score) {
+                    const float rescale = cpu_expf(max_score - chunk_max); /* 0 on the first chunk */
                     sum *= rescale;
                     for (int d = 0; d < D; d++) acc[d] *= rescale;
-                    max_score = score;
+                    max_score = chunk_max;
                 }
-                float p = expf(score - max_score);
-                sum += p;
-                for (int d = 0; d < D; d++) acc[d] += p * v[d];
+                for (int j = 0; j < count; j++) {
+                    scores[j] = cpu_expf(scores[j] - max_score);
+                    sum += scores[j];
+                }
+                for (int j = 0; j < count; j++) {
+                    const float *v = v_cache + base + (size_t)(s0 + j) * width;
+                    for (int d = 0; d < D; d++) acc[d] += scores[j] * v[d];
+                }
             }
             float *o = out + (size_t)i * H * D + (size_t)h * D;
             const float inv_sum = 1.0f / sum;
