@@ -8,9 +8,9 @@
 #include "cpu_math.h"
 
 /* egrc_config_validate guarantees head_dim <= 1024. */
+#define MAX_HEAD_DIM 1024
 /* Keys per chunk of the decode attention (a stack buffer of scores). */
 #define DECODE_CHUNK 128
-#define MAX_HEAD_DIM 1024
 
 void cpu_kv_cache_write(egrc_backend *be, void *k_cache_, void *v_cache_, const void *qkv_, const int32_t *slots,
                         const int32_t *positions, int N, int H, int KV, int D, int cap) {
