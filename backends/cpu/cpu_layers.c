@@ -79,6 +79,23 @@ void cpu_layernorm_forward(egrc_backend *be, void *out_, float *mean, float *rst
     }
 }
 
+/* dw += sum_n dout * norm(x), db += sum_n dout, where norm(x) = (x - mean) * rstd
+ * (mean NULL: RMSNorm). Column blocks in parallel, rows in order. */
+static void norm_weight_grads(float *dw, float *db, const float *dout, const float *inp, const float *mean,
+                              const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
+        int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+            const float m = mean ? mean[n] : 0.0f;
+            for (int c = c0; c < c1; c++) dw[c] += g[c] * (x[c] - m) * rstd[n];
+            if (db)
+                for (int c = c0; c < c1; c++) db[c] += g[c];
+        }
+    }
+}
+
 void cpu_layernorm_backward(egrc_backend *be, void *dinp_, float *dw, float *db, const void *dout_, const void *inp_,
                             const void *w_, const float *mean, const float *rstd, int N, int C) {
     (void)be;
@@ -102,17 +119,7 @@ void cpu_layernorm_backward(egrc_backend *be, void *dinp_, float *dw, float *db,
             dx[c] += (g[c] * w[c] - mean_dnorm - norm * mean_dnorm_norm) * s;
         }
     }
-#pragma omp parallel for schedule(static)
-    for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
-        int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
-            for (int c = c0; c < c1; c++) {
-                dw[c] += g[c] * (x[c] - mean[n]) * rstd[n];
-                if (db) db[c] += g[c];
-            }
-        }
-    }
+    norm_weight_grads(dw, db, dout, inp, mean, rstd, N, C);
 }
 
 void cpu_rmsnorm_forward(egrc_backend *be, void *out_, float *rstd, const void *inp_, const void *w_, int N, int C,
@@ -147,14 +154,7 @@ void cpu_rmsnorm_backward(egrc_backend *be, void *dinp_, float *dw, const void *
         float *dx = dinp + (size_t)n * C;
         for (int c = 0; c < C; c++) dx[c] += (g[c] * w[c] - x[c] * s * mean_dnorm_norm) * s;
     }
-#pragma omp parallel for schedule(static)
-    for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
-        int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
-            for (int c = c0; c < c1; c++) dw[c] += g[c] * x[c] * rstd[n];
-        }
-    }
+    norm_weight_grads(dw, NULL, dout, inp, NULL, rstd, N, C);
 }
 
 void cpu_matmul_forward(egrc_backend *be, void *out_, const void *inp, const void *w, const void *bias_, int N, int C,
