@@ -7,6 +7,7 @@
 #include "../backends/backend.h"
 #include "cli.h"
 #include "cmd_grade.h"
+#include "cmd_run.h"
 #include "fileio.h"
 #include "model_config.h"
 #include "tokenizer.h"
@@ -21,6 +22,9 @@ static const char usage[] =
     "usage: egrc COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
+    "  run RECIPE.lua [--backend NAME] [--device N] [--seed N] [--out DIR] [--set KEY=VALUE ...]\n"
+    "                 [--resume DIR] [--quiet] [--sandbox]\n"
+    "                                       run a Lua recipe (see docs/recipes.md)\n"
     "  version                              print the version\n"
     "  backends                             list backends and their devices\n"
     "  parity MODEL_DIR REFERENCE.safetensors [--backend NAME] [--device N]\n"
@@ -117,6 +121,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "parity") == 0) return egrc_cmd_parity(argc, argv);
     if (strcmp(command, "bench") == 0) return egrc_cmd_bench(argc, argv);
     if (strcmp(command, "grade") == 0) return egrc_cmd_grade(argc, argv);
+    if (strcmp(command, "run") == 0) return egrc_cmd_run(argc, argv);
     fprintf(stderr, "egrc: unknown command '%s'; run 'egrc --help' for the list\n", command);
     return EGRC_EXIT_USAGE;
 }

@@ -1,0 +1,125 @@
+-- egrc.eval: accuracy and length of a model over a dataset, and tables
+-- comparing models on several datasets.
+local core = require("egrc.core")
+local data = require("egrc.data")
+local util = require("egrc.util")
+
+local eval = {}
+
+--- The default grader: correct (boolean) and the extracted answer (or nil).
+-- Task-suite problems (items with a `family`) need "</think> ... \boxed{x}"
+-- with x exactly the answer; other items are graded as math answers (grade.h).
+function eval.grade(item, text)
+  local answer = core.grade.extract(text)
+  if item.family then return core.tasks.check(item, text), answer end
+  return answer ~= nil and core.grade.equivalent(item.answer, answer), answer
+end
+
+local eval_options = { "batch", "samples", "temperature", "top_p", "max_new_tokens", "stop", "template", "grade", "seed" }
+
+--- egrc.eval.run(model, tokenizer, items, opts) -> {n, samples, accuracy,
+-- mean_length, clipped, by_family}. Greedy by default; with samples = k and
+-- a temperature, accuracy is pass@1 averaged over k samples. opts:
+-- batch (32), samples (1), temperature (0), top_p, max_new_tokens (256, or
+-- what a learned-position model has room for), stop, template, grade, seed.
+function eval.run(model, tokenizer, items, opts)
+  opts = util.check_options("egrc.eval.run", opts, eval_options)
+  local batch, k = opts.batch or 32, opts.samples or 1
+  local template, grade = opts.template or data.prompt, opts.grade or eval.grade
+  local stop = opts.stop or util.eos_id(tokenizer, model)
+  -- without an explicit budget, learned-position models get what fits
+  local cfg = model:config()
+  local positions = not opts.max_new_tokens and cfg.arch == "gpt2" and cfg.max_seq or nil
+  local total, correct, tokens, clipped = 0, 0, 0, 0
+  local by_family = {}
+  for first = 1, #items, batch do
+    local prompts, chunk, longest = {}, {}, 0
+    for i = first, math.min(first + batch - 1, #items) do
+      chunk[#chunk + 1] = items[i]
+      prompts[#prompts + 1] = tokenizer:encode(template(items[i]))
+      longest = math.max(longest, #prompts[#prompts])
+    end
+    local max_new = opts.max_new_tokens or 256
+    if positions then max_new = math.max(1, math.min(max_new, positions - longest)) end
+    local rollout = core.generate(model, prompts, {
+      temperature = opts.temperature or 0, top_p = opts.top_p, max_new_tokens = max_new,
+      stop = stop, seed = (opts.seed or 0) + first, ["repeat"] = k })
+    local texts, lengths = rollout:texts(tokenizer), rollout:lengths()
+    for i = 1, #texts do
+      if rollout:finish(i) == "length" then clipped = clipped + 1 end
+    end
+    rollout:free()
+    for i, text in ipairs(texts) do
+      local item = chunk[(i - 1) // k + 1]
+      local ok = grade(item, text) and 1 or 0
+      local len = lengths[i]
+      total, correct, tokens = total + 1, correct + ok, tokens + len
+      if item.family then
+        local f = by_family[item.family] or { n = 0, correct = 0, tokens = 0 }
+        f.n, f.correct, f.tokens = f.n + 1, f.correct + ok, f.tokens + len
+        by_family[item.family] = f
+      end
+    end
+  end
+  for _, f in pairs(by_family) do
+    f.accuracy, f.mean_length = f.correct / f.n, f.tokens / f.n
+  end
+  return { n = #items, samples = k, accuracy = total > 0 and correct / total or 0,
+           mean_length = total > 0 and tokens / total or 0, clipped = total > 0 and clipped / total or 0,
+           by_family = by_family }
+end
+
+--- A plain-text table: rows is a list of lists (the first row the header).
+function eval.table(rows)
+  local widths = {}
+  for _, row in ipairs(rows) do
+    for j, cell in ipairs(row) do widths[j] = math.max(widths[j] or 0, #tostring(cell)) end
+  end
+  local lines = {}
+  for i, row in ipairs(rows) do
+    local cells = {}
+    for j, cell in ipairs(row) do
+      local s = tostring(cell)
+      cells[j] = (j == 1 and s .. (" "):rep(widths[j] - #s)) or ((" "):rep(widths[j] - #s) .. s)
+    end
+    lines[#lines + 1] = table.concat(cells, "  ")
+    if i == 1 then lines[#lines + 1] = ("-"):rep(#lines[1]) end
+  end
+  return table.concat(lines, "\n")
+end
+
+--- Evaluates each model on each dataset, prints a table (accuracy and mean
+-- length) and, with a run, saves the results to OUT/<name>.json.
+-- models: list of {name=, model=, tokenizer=}; datasets: list of {name=, items=};
+-- opts: as egrc.eval.run, plus name ("eval").
+function eval.compare(run, models, datasets, opts)
+  opts = opts or {}
+  local name = opts.name or "eval"
+  local run_opts = {}
+  for key, value in pairs(opts) do
+    if key ~= "name" then run_opts[key] = value end
+  end
+  local header, rows, results = { "model" }, {}, {}
+  for _, d in ipairs(datasets) do header[#header + 1] = d.name .. " acc"; header[#header + 1] = d.name .. " len" end
+  rows[1] = header
+  for _, m in ipairs(models) do
+    local row = { m.name }
+    results[m.name] = {}
+    for _, d in ipairs(datasets) do
+      local r = eval.run(m.model, m.tokenizer, d.items, run_opts)
+      results[m.name][d.name] = r
+      row[#row + 1] = ("%.3f"):format(r.accuracy)
+      row[#row + 1] = ("%.1f"):format(r.mean_length)
+    end
+    rows[#rows + 1] = row
+  end
+  local text = eval.table(rows)
+  print(text)
+  if run then
+    core.json.write(run:path(name .. ".json"), results)
+    run.summary[name] = results
+  end
+  return results, text
+end
+
+return eval

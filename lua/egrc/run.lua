@@ -1,0 +1,163 @@
+-- The `run` object a recipe's main(run) receives from `egrc run`.
+--
+--   run.settings   the resolved settings (defaults, --resume, --set, flags)
+--   run.recipe     the table the recipe returned (its schedule, reward, ...)
+--   run.out        the run folder; run:path("x") is a path inside it
+--   run.resume     on --resume: {step=, checkpoint=, state=} (nil otherwise)
+--   run.summary    fields to add to summary.json
+--   run:model(), run:tokenizer()        from settings.model / settings.tokenizer
+--   run:log(metrics)                    one step: metrics.jsonl + progress line
+--   run:checkpoint(step, trainer, rng, state), run:restore(trainer, rng)
+local core = require("egrc.core")
+
+local Run = {}
+Run.__index = Run
+
+local M = {}
+
+function M.new(info)
+  local run = setmetatable({
+    settings = info.settings, recipe = info.recipe, name = info.name, out = info.out,
+    recipe_path = info.recipe_path, quiet = info.quiet, sandbox = info.sandbox,
+    resume = info.resume, started = info.started, summary = {},
+  }, Run)
+  run._start = core.clock()
+  run._step_seconds, run._logged, run._checkpoints = 0, 0, {}
+  run._metrics = core.metrics.open(run:path("metrics.jsonl"), info.resume ~= nil)
+  return run
+end
+
+--- A path inside the run folder.
+function Run:path(...)
+  return table.concat({ self.out, ... }, "/")
+end
+
+--- The model settings.model describes: a preset name or Hugging Face folder
+-- (a string), or a table {preset=, path=, seed=, <config overrides>} where a
+-- non-empty path wins over the preset and zero overrides are ignored.
+-- `overrides` (e.g. {vocab_size = tok:vocab_size()}) apply to presets.
+function Run:model(spec, overrides)
+  spec = spec or self.settings.model
+  local seed = self.settings.seed
+  if type(spec) == "string" then return core.model.load(spec, { seed = seed }) end
+  if type(spec) ~= "table" then error("run:model: settings.model must be a preset, a folder or a table", 2) end
+  if spec.path and spec.path ~= "" then return core.model.load(spec.path) end
+  local opts = { seed = spec.seed or seed }
+  for key, value in pairs(spec) do
+    if key ~= "preset" and key ~= "path" and key ~= "seed" and value ~= 0 and value ~= "" then opts[key] = value end
+  end
+  for key, value in pairs(overrides or {}) do
+    if opts[key] == nil then opts[key] = value end
+  end
+  return core.model.create(spec.preset or "gpt2-tiny", opts)
+end
+
+--- The tokenizer settings.tokenizer names: "tasks" (the task suite's,
+-- built in), a tokenizer.json, or a folder holding one.
+function Run:tokenizer(spec)
+  spec = spec or self.settings.tokenizer or "tasks"
+  if spec == "tasks" then return core.tasks.tokenizer() end
+  if not spec:match("%.json$") then spec = spec .. "/tokenizer.json" end
+  return core.tokenizer.load(spec)
+end
+
+--- Marks the start of the step loop: `total` steps (for the ETA).
+function Run:begin_steps(total)
+  self.steps = total
+  self._last_log = core.clock()
+end
+
+local function duration(seconds)
+  if seconds >= 3600 then return ("%dh%02dm"):format(seconds // 3600, seconds % 3600 // 60) end
+  if seconds >= 60 then return ("%dm%02ds"):format(seconds // 60, seconds % 60) end
+  return ("%ds"):format(seconds)
+end
+
+local progress_fields = {
+  { "stage", "stage %d" }, { "loss", "loss %.4f" }, { "reward", "reward %.3f" }, { "entropy", "entropy %.3f" },
+  { "length", "len %.1f" }, { "accuracy", "acc %.3f" }, { "eval_accuracy", "eval %.3f" },
+  { "tokens_per_second", "%.0f tok/s" },
+}
+
+function Run:progress_line(m)
+  local parts = { self.steps and ("step %d/%d"):format(m.step, self.steps) or ("step %d"):format(m.step) }
+  for _, f in ipairs(progress_fields) do
+    if type(m[f[1]]) == "number" then parts[#parts + 1] = f[2]:format(m[f[1]]) end
+  end
+  if self.steps and self._logged > 0 then
+    local per_step = self._step_seconds / self._logged
+    parts[#parts + 1] = "ETA " .. duration(math.floor(per_step * math.max(0, self.steps - m.step) + 0.5))
+  end
+  return table.concat(parts, " | ")
+end
+
+--- Logs one step: m.step is required; m.tokens (processed this step) gives
+-- tokens/s. Appends a line to metrics.jsonl and redraws the progress line.
+function Run:log(m)
+  if type(m) ~= "table" or math.type(m.step) ~= "integer" then
+    error("run:log: a table with an integer 'step' expected", 2)
+  end
+  local now = core.clock()
+  local dt = now - (self._last_log or self._start)
+  self._last_log = now
+  self._step_seconds, self._logged = self._step_seconds + dt, self._logged + 1
+  m.seconds = dt
+  if m.tokens and dt > 0 and not m.tokens_per_second then m.tokens_per_second = m.tokens / dt end
+  self._metrics:write(m)
+  self.last = m
+  core.console.progress(self:progress_line(m))
+end
+
+--- Saves a checkpoint of the trainer (weights, AdamW moments, optimizer step)
+-- and the RNG, with `state` (plain data: the loop's own state) beside it;
+-- checkpoints/latest.json names the newest. The two newest are kept.
+function Run:checkpoint(step, trainer, rng, state)
+  local dir = self:path("checkpoints")
+  core.fs.mkdir(dir)
+  local base = ("step-%06d"):format(step)
+  trainer:save(dir .. "/" .. base .. ".safetensors", rng)
+  core.json.write(dir .. "/" .. base .. ".json", state or {})
+  core.json.write(dir .. "/latest.json", { step = step, checkpoint = base .. ".safetensors", state = base .. ".json" })
+  local kept = self._checkpoints
+  kept[#kept + 1] = base
+  if #kept > 2 then
+    local old = table.remove(kept, 1)
+    core.fs.remove(dir .. "/" .. old .. ".safetensors")
+    core.fs.remove(dir .. "/" .. old .. ".json")
+  end
+end
+
+--- On --resume: loads the latest checkpoint into trainer (and rng) and
+-- returns its step and saved state; nil when there is nothing to resume.
+function Run:restore(trainer, rng)
+  local r = self.resume
+  if not r or not r.checkpoint then return nil end
+  trainer:load(r.checkpoint, rng)
+  return r.step, r.state
+end
+
+--- Called by `egrc run` after main (also when it failed): writes summary.json
+-- and prints the summary line.
+function Run:finish(ok, err)
+  core.console.finish()
+  self._metrics:close()
+  local hook_seconds, hook_calls = core.hook_stats()
+  local seconds = core.clock() - self._start
+  local base = self._step_seconds > 0 and self._step_seconds or seconds
+  local summary = {
+    recipe = self.name, status = ok and "ok" or "failed", out = self.out, started = self.started,
+    seconds = seconds, steps = self._logged, step_seconds = self._step_seconds,
+    lua_hook_seconds = hook_seconds, lua_hook_calls = hook_calls,
+    lua_hook_fraction = base > 0 and hook_seconds / base or 0,
+    final = self.last, settings = self.settings, resumed_from = self.resume and self.resume.step,
+  }
+  if err then summary.error = tostring(err):match("^(.-)\nstack traceback:") or tostring(err) end
+  for key, value in pairs(self.summary) do summary[key] = value end
+  core.json.write(self:path("summary.json"), summary)
+  print(("%s: %s, %d steps in %.1f s; Lua hooks %.4f s = %.3f%% of step time; %s"):format(
+    self.name, summary.status, self._logged, seconds, hook_seconds, 100 * summary.lua_hook_fraction,
+    self:path("summary.json")))
+  return summary
+end
+
+return M

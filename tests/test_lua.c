@@ -1,0 +1,174 @@
+/* The Lua layer from C: the embedded library wins over files in the working
+ * directory, --set typing and its messages, the sandbox's refusals, and the
+ * timing of Lua hooks (including a hook that ends in an error). The module's
+ * functions themselves are tested from Lua (the tests/lua scripts). */
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "egrc_lua.h"
+#include "test.h"
+
+/* Runs a chunk returning one value; returns its string form (static), or
+ * "ERROR: <message>". */
+static const char *eval(lua_State *L, const char *code) {
+    static char out[1024];
+    if (luaL_loadstring(L, code) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK)
+        snprintf(out, sizeof out, "ERROR: %s", lua_tostring(L, -1));
+    else
+        snprintf(out, sizeof out, "%s", luaL_tolstring(L, -1, NULL));
+    lua_settop(L, 0);
+    return out;
+}
+
+#define CHECK_EVAL(L, code, want)                                                   \
+    do {                                                                            \
+        const char *got_ = eval(L, code);                                           \
+        CHECK_MSG(strstr(got_, want) != NULL, "%s -> '%s', want '%s'", code, got_, want); \
+    } while (0)
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_embedded_library(void) {
+    char dir[] = "/tmp/egrc-test-lua-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256], cwd[4096];
+    snprintf(path, sizeof path, "%s/egrc", dir);
+    CHECK(mkdir(path, 0777) == 0);
+    snprintf(path, sizeof path, "%s/egrc.lua", dir);
+    write_text(path, "return 'shadow'");
+    snprintf(path, sizeof path, "%s/egrc/rewards.lua", dir);
+    write_text(path, "return 'shadow'");
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(chdir(dir) == 0);
+    egrc_error err;
+    lua_State *L = egrc_lua_newstate(0, &err);
+    CHECK_MSG(L != NULL, "%s", err.msg);
+    CHECK_EVAL(L, "return type(require('egrc'))", "table");
+    CHECK_EVAL(L, "return require('egrc').version", EGRC_VERSION);
+    CHECK_EVAL(L, "return type(require('egrc.rewards').exp_length)", "function");
+    CHECK_EVAL(L, "return require('egrc').rewards == require('egrc.rewards')", "true");
+    CHECK_EVAL(L, "return require('egrc.nothing')", "ERROR: module 'egrc.nothing' is not part of egrc");
+    CHECK_EVAL(L, "return require('egrc').nothing", "egrc.nothing does not exist");
+    CHECK_EVAL(L, "return require('egrc').rng(1):uniform() < 1", "true");
+    lua_close(L);
+    CHECK(chdir(cwd) == 0);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    CHECK(system(path) == 0);
+}
+
+/* Applies one --set to a fresh settings table; returns the value at `key`
+ * as "type:value" ("subtype:a|b" for lists), or "ERROR: message". */
+static const char *set(const char *assignment, const char *key) {
+    static char out[1100];
+    egrc_error err;
+    lua_State *L = egrc_lua_newstate(0, &err);
+    CHECK(luaL_dostring(L, "return { lr = 0.001, steps = 10, flag = false, name = 'x', tags = { 'a', 'b' }, "
+                           "ids = { 1, 2 }, empty = {}, train = { opt = { beta = 0.9 }, batch = 8 } }") == LUA_OK);
+    if (egrc_settings_set(L, 1, assignment, &err)) {
+        snprintf(out, sizeof out, "ERROR: %s", err.msg);
+    } else {
+        char code[256];
+        snprintf(code, sizeof code, "local s = ... local v = s.%s if type(v) == 'table' then "
+                                    "return tostring(math.type(v[1])) .. ':' .. table.concat(v, '|') end "
+                                    "return (math.type(v) or type(v)) .. ':' .. tostring(v)", key);
+        luaL_loadstring(L, code);
+        lua_pushvalue(L, 1);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) fprintf(stderr, "%s\n", lua_tostring(L, -1));
+        snprintf(out, sizeof out, "%s", lua_tostring(L, -1));
+    }
+    lua_close(L);
+    return out;
+}
+
+#define CHECK_SET(assignment, key, want)                                                  \
+    do {                                                                                  \
+        const char *got_ = set(assignment, key);                                          \
+        CHECK_MSG(strstr(got_, want) != NULL, "--set %s -> '%s', want '%s'", assignment, got_, want); \
+    } while (0)
+
+static void test_settings(void) {
+    CHECK_SET("lr=3e-4", "lr", "float:0.0003");
+    CHECK_SET("lr=1", "lr", "float:1.0"); /* a float setting stays a float */
+    CHECK_SET("steps=25", "steps", "integer:25");
+    CHECK_SET("flag=true", "flag", "boolean:true");
+    CHECK_SET("name=hello world", "name", "string:hello world");
+    CHECK_SET("name=", "name", "string:");
+    CHECK_SET("train.opt.beta=0.5", "train.opt.beta", "float:0.5");
+    CHECK_SET("train.batch=4", "train.batch", "integer:4");
+    CHECK_SET("tags=x,y,z", "tags", "nil:x|y|z");
+    CHECK_SET("ids=3,4", "ids", "integer:3|4");
+    CHECK_SET("empty=p,q", "empty", "nil:p|q");
+    CHECK_SET("lr=abc", "lr", "ERROR: --set lr=abc: expected a number, got 'abc'");
+    CHECK_SET("steps=2.5", "steps", "ERROR: --set steps=2.5: expected an integer, got '2.5'");
+    CHECK_SET("flag=yes", "flag", "ERROR: --set flag=yes: expected true or false, got 'yes'");
+    CHECK_SET("ids=1,x", "ids", "ERROR: --set ids=1,x: expected a comma-separated list of an integer, got '1,x'");
+    CHECK_SET("stpes=3", "steps", "ERROR: --set stpes=3: unknown setting 'stpes' (did you mean 'steps'?)");
+    CHECK_SET("train.bach=3", "steps", "ERROR: --set train.bach=3: unknown setting 'train.bach' (did you mean 'train.batch'?)");
+    CHECK_SET("train.opt.bta=3", "steps", "(did you mean 'train.opt.beta'?)");
+    CHECK_SET("zzzzzzzz=1", "steps", "ERROR: --set zzzzzzzz=1: unknown setting 'zzzzzzzz' (the recipe's settings");
+    CHECK_SET("train=3", "steps", "ERROR: --set train=3: 'train' is a table of settings; set one of its keys (train.NAME=VALUE)");
+    CHECK_SET("lr.x=3", "steps", "ERROR: --set lr.x=3: 'lr' is a number, not a table of settings");
+    CHECK_SET("noequals", "steps", "ERROR: --set noequals: expected KEY=VALUE");
+    CHECK_SET("=3", "steps", "ERROR: --set =3: expected KEY=VALUE");
+}
+
+static void test_sandbox(void) {
+    egrc_error err;
+    lua_State *L = egrc_lua_newstate(1, &err);
+    CHECK_MSG(L != NULL, "%s", err.msg);
+    CHECK_EVAL(L, "return os.time()", "ERROR: [string \"return os.time()\"]:1: os is disabled by --sandbox");
+    CHECK_EVAL(L, "return io.stdout", "io is disabled by --sandbox");
+    CHECK_EVAL(L, "return debug.getregistry()", "debug is disabled by --sandbox");
+    CHECK_EVAL(L, "return dofile('x.lua')", "dofile is disabled by --sandbox");
+    CHECK_EVAL(L, "return loadfile('x.lua')", "loadfile is disabled by --sandbox");
+    CHECK_EVAL(L, "return require('egrc').ffi", "egrc.ffi is disabled by --sandbox");
+    CHECK_EVAL(L, "return package.loadlib('libc.so.6', 'puts')", "package.loadlib is disabled by --sandbox");
+    CHECK_EVAL(L, "return require('io')", "io is disabled by --sandbox");
+    CHECK_EVAL(L, "return require('socket.core')", "require 'socket.core': modules from disk (Lua or C) are disabled");
+    CHECK_EVAL(L, "return load(string.dump(function() end), 'x', 'b')", "binary chunks are disabled by --sandbox");
+    CHECK_EVAL(L, "return select(2, load(string.dump(function() end)))", "attempt to load a binary chunk");
+    CHECK_EVAL(L, "return load('return 1 + 1')()", "2");
+    CHECK_EVAL(L, "return require('egrc').sandboxed", "true");
+    CHECK_EVAL(L, "return require('egrc.rewards').accuracy()({correct = true})", "1");
+    CHECK_EVAL(L, "return require('egrc').fs.write('/tmp/egrc-sandbox-escape', 'x')",
+               "is outside the run folder");
+    CHECK_EVAL(L, "return string.rep('ab', 2)", "abab");
+    lua_close(L);
+    L = egrc_lua_newstate(0, &err);
+    CHECK_EVAL(L, "return type(os.time()) .. type(require('egrc').ffi.load)", "numberfunction");
+    lua_close(L);
+}
+
+static void test_hooks(void) {
+    egrc_error err;
+    lua_State *L = egrc_lua_newstate(0, &err);
+    CHECK_EVAL(L, "local egrc = require('egrc') local s0, c0 = egrc.hook_stats() "
+                  "egrc.hook(function() local x = 0 for i = 1, 200000 do x = x + i end end) "
+                  "local s1, c1 = egrc.hook_stats() return (s1 > s0 and c1 == c0 + 1) and 'timed' or 'not timed'",
+               "timed");
+    /* a hook ending in an error must not stop later hooks from counting */
+    CHECK_EVAL(L, "local egrc = require('egrc') local _, c0 = egrc.hook_stats() "
+                  "pcall(egrc.hook, function() egrc.hook(function() error('x') end) end) "
+                  "egrc.hook(function() end) egrc.hook(function() end) "
+                  "local _, c1 = egrc.hook_stats() return c1 - c0",
+               "2");
+    lua_close(L);
+}
+
+int main(void) {
+    test_embedded_library();
+    test_settings();
+    test_sandbox();
+    test_hooks();
+    return test_finish("test_lua");
+}
