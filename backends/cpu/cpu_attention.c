@@ -43,7 +43,7 @@ void cpu_attention_forward(egrc_backend *be, void *out_, void *scratch, const vo
     const float *qkv = qkv_;
     const int row = (H + 2 * KV) * D, group = H / KV, HD = H * D;
     const float scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((size_t)B * H * T * T * D >= CPU_PARALLEL_MIN_WORK)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
             const int kv_head = h / group;
@@ -70,7 +70,7 @@ void cpu_attention_backward(egrc_backend *be, void *dqkv_, const void *dout_, co
     /* One task per (sequence, kv head): the query heads of a group all write
      * the same dk/dv, so they stay in one task. The group's first head
      * overwrites dk/dv (beta 0) and the others accumulate. */
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((size_t)B * H * T * T * D >= CPU_PARALLEL_MIN_WORK)
     for (int b = 0; b < B; b++) {
         for (int kv_head = 0; kv_head < KV; kv_head++) {
             float *dscores = malloc((size_t)T * T * sizeof(float));

@@ -9,6 +9,12 @@
 
 #include "../backend.h"
 
+/* A loop runs on several threads only when it does at least this many
+ * elementary operations: below it, waking the thread team costs more than
+ * the loop (decode steps and small models are full of such loops, and on a
+ * busy machine each wake-up can wait for a core). */
+#define CPU_PARALLEL_MIN_WORK ((size_t)1 << 15)
+
 void cpu_embedding_forward(egrc_backend *be, void *out, const int32_t *tokens, const int32_t *positions,
                            const void *wte, const void *wpe, int N, int C);
 void cpu_embedding_backward(egrc_backend *be, float *dwte, float *dwpe, const void *dout, const int32_t *tokens,

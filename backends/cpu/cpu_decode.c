@@ -18,7 +18,7 @@ void cpu_kv_cache_write(egrc_backend *be, void *k_cache_, void *v_cache_, const 
     float *k_cache = k_cache_, *v_cache = v_cache_;
     const float *qkv = qkv_;
     const size_t row = (size_t)(H + 2 * KV) * D, width = (size_t)KV * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * 2 * KV * D >= CPU_PARALLEL_MIN_WORK)
     for (int i = 0; i < N; i++) {
         if (positions[i] < 0) continue;
         const float *src = qkv + (size_t)i * row;
@@ -40,7 +40,7 @@ void cpu_attention_decode(egrc_backend *be, void *out_, const void *qkv_, const 
      * (vectorised) and folded into the output with one rescale of the
      * accumulator per chunk when the running maximum grows (the online
      * softmax), so no scratch longer than a chunk is needed. */
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((size_t)N * H * cap * D >= CPU_PARALLEL_MIN_WORK)
     for (int i = 0; i < N; i++) {
         for (int h = 0; h < H; h++) {
             const float *q = qkv + (size_t)i * row + (size_t)h * D;

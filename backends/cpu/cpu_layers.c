@@ -21,7 +21,7 @@ void cpu_embedding_forward(egrc_backend *be, void *out_, const int32_t *tokens, 
     (void)be;
     float *out = out_;
     const float *wte = wte_, *wpe = wpe_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * C >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         float *row = out + (size_t)n * C;
         const float *tok = wte + (size_t)tokens[n] * C;
@@ -40,7 +40,7 @@ void cpu_embedding_backward(egrc_backend *be, float *dwte, float *dwpe, const vo
     const float *dout = dout_;
     /* Rows may repeat a token, so this scatter stays serial over rows; it is
      * O(N*C), negligible next to the matmuls. Parallel over column blocks. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * C >= CPU_PARALLEL_MIN_WORK)
     for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
         int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
         for (int n = 0; n < N; n++) {
@@ -60,7 +60,7 @@ void cpu_layernorm_forward(egrc_backend *be, void *out_, float *mean, float *rst
     (void)be;
     float *out = out_;
     const float *inp = inp_, *w = w_, *b = b_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * C >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         double sum = 0.0;
@@ -83,7 +83,7 @@ void cpu_layernorm_forward(egrc_backend *be, void *out_, float *mean, float *rst
  * (mean NULL: RMSNorm). Column blocks in parallel, rows in order. */
 static void norm_weight_grads(float *dw, float *db, const float *dout, const float *inp, const float *mean,
                               const float *rstd, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * C >= CPU_PARALLEL_MIN_WORK)
     for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
         int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
         for (int n = 0; n < N; n++) {
@@ -101,7 +101,7 @@ void cpu_layernorm_backward(egrc_backend *be, void *dinp_, float *dw, float *db,
     (void)be;
     float *dinp = dinp_;
     const float *dout = dout_, *inp = inp_, *w = w_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * C >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
         float m = mean[n], s = rstd[n];
@@ -127,7 +127,7 @@ void cpu_rmsnorm_forward(egrc_backend *be, void *out_, float *rstd, const void *
     (void)be;
     float *out = out_;
     const float *inp = inp_, *w = w_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * C >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         double sum_sq = 0.0;
@@ -144,7 +144,7 @@ void cpu_rmsnorm_backward(egrc_backend *be, void *dinp_, float *dw, const void *
     (void)be;
     float *dinp = dinp_;
     const float *dout = dout_, *inp = inp_, *w = w_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * C >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
         float s = rstd[n];
@@ -188,7 +188,7 @@ void cpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, 
     if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * OC >= CPU_PARALLEL_MIN_WORK)
         for (int o0 = 0; o0 < OC; o0 += COLUMN_BLOCK) {
             int o1 = o0 + COLUMN_BLOCK < OC ? o0 + COLUMN_BLOCK : OC;
             for (int n = 0; n < N; n++) {
@@ -207,7 +207,7 @@ static void rope_rotate(float *qkv, const int32_t *positions, int N, int H, int 
     int half = D / 2;
     int rotated_heads = H + KV; /* q heads then k heads; v is left alone */
     int row_width = (H + 2 * KV) * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * (H + KV) * D >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         float cos_table[512], sin_table[512]; /* D/2 <= 512 is checked at model load */
         for (int i = 0; i < half; i++) {
@@ -245,7 +245,7 @@ void cpu_gelu_forward(egrc_backend *be, void *out_, const void *inp_, size_t n) 
     (void)be;
     float *out = out_;
     const float *inp = inp_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CPU_PARALLEL_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + cpu_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
@@ -256,7 +256,7 @@ void cpu_gelu_backward(egrc_backend *be, void *dinp_, const void *inp_, const vo
     (void)be;
     float *dinp = dinp_;
     const float *inp = inp_, *dout = dout_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CPU_PARALLEL_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float t = cpu_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x));
@@ -270,7 +270,7 @@ void cpu_swiglu_forward(egrc_backend *be, void *out_, const void *gate_up_, int 
     (void)be;
     float *out = out_;
     const float *gate_up = gate_up_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * hidden >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *gate = gate_up + (size_t)n * 2 * hidden, *up = gate + hidden;
         float *y = out + (size_t)n * hidden;
@@ -285,7 +285,7 @@ void cpu_swiglu_backward(egrc_backend *be, void *dgate_up_, const void *dout_, c
     (void)be;
     float *dgate_up = dgate_up_;
     const float *dout = dout_, *gate_up = gate_up_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * hidden >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *gate = gate_up + (size_t)n * 2 * hidden, *up = gate + hidden, *g = dout + (size_t)n * hidden;
         float *dgate = dgate_up + (size_t)n * 2 * hidden, *dup = dgate + hidden;
@@ -302,6 +302,6 @@ void cpu_add(egrc_backend *be, void *dst_, const void *src_, size_t n) {
     (void)be;
     float *dst = dst_;
     const float *src = src_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CPU_PARALLEL_MIN_WORK)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }

@@ -10,7 +10,7 @@ void cpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float 
                                const int32_t *targets, int N, int V) {
     (void)be;
     const float *logits = logits_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * V >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
         float max_logit = -INFINITY;
@@ -42,7 +42,7 @@ void cpu_cross_entropy_backward(egrc_backend *be, void *dlogits_, const void *lo
     (void)be;
     float *dlogits = dlogits_;
     const float *logits = logits_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((size_t)N * V >= CPU_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
         float *dx = dlogits + (size_t)n * V;
@@ -92,7 +92,7 @@ void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float 
     const float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
     const float step_size = (float)(lr / (1.0 - pow(beta1, step)));
     const float decay = 1.0f - lr * weight_decay;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= CPU_PARALLEL_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;

@@ -1,0 +1,69 @@
+-- egrc.reasoner: the verbose base reasoner of the built-in task suite, the
+-- starting point of the main job. SFT on reasoning traces, mostly verbose
+-- (connectors, re-checks, restated steps) with some concise ones, so the
+-- base model's distribution holds both modes, as real reasoning models do.
+-- Trained once and kept as a Hugging Face folder; recipes reuse it.
+local core = require("egrc.core")
+local data = require("egrc.data")
+local eval = require("egrc.eval")
+local sft = require("egrc.sft")
+
+local reasoner = {}
+
+--- Default settings (a recipe's settings.base): the model shape, the SFT run
+-- and the task mix. `dir` is where the trained model lives; "" derives a
+-- folder under runs/ from the settings, so changing them trains anew.
+reasoner.defaults = {
+  dir = "",
+  model = { n_layer = 4, d_model = 128, n_head = 4, n_kv_head = 2, head_dim = 32, d_ff = 384, max_seq = 512 },
+  steps = 1000, batch = 16, lr = 5e-3, warmup = 50, verbose_fraction = 0.9, difficulty = 0,
+}
+
+local function folder(s)
+  if s.dir ~= "" then return s.dir end
+  local m = s.model
+  return ("runs/base-reasoner-L%d-C%d-H%d-F%d-s%d-b%d-lr%g-v%g-d%d"):format(m.n_layer, m.d_model, m.n_head, m.d_ff,
+    s.steps, s.batch, s.lr, s.verbose_fraction, s.difficulty)
+end
+
+--- Trains the base reasoner into its folder (run's logging shows the SFT
+-- steps). Returns the model, the tokenizer and the seconds spent.
+function reasoner.train(run, s)
+  local tok = run:tokenizer("tasks")
+  local opts = { seed = run.settings.seed, vocab_size = tok:vocab_size() }
+  for key, value in pairs(s.model) do opts[key] = value end
+  local model = core.model.create("qwen2-tiny", opts)
+  local start = core.clock()
+  sft.train(run, {
+    model = model, tokenizer = tok, steps = s.steps, batch = s.batch,
+    data = data.task_sft { style = "mixed", verbose_fraction = s.verbose_fraction,
+                           difficulty = s.difficulty ~= 0 and s.difficulty or nil },
+    optim = { lr = s.lr, min_lr = s.lr * 0.1, warmup = s.warmup, steps = s.steps },
+  })
+  local seconds = core.clock() - start
+  local dir = folder(s)
+  core.fs.mkdir(dir)
+  model:save(dir)
+  return model, tok, seconds, dir
+end
+
+--- The base reasoner: loaded from its folder when it exists, trained (and
+-- saved) otherwise. Returns model, tokenizer, SFT seconds (0 when reused), folder.
+function reasoner.ensure(run, s)
+  local dir = folder(s)
+  if core.fs.exists(dir .. "/config.json") then
+    print(("egrc: reusing the base reasoner in %s"):format(dir))
+    return core.model.load(dir), run:tokenizer("tasks"), 0, dir
+  end
+  print(("egrc: training the base reasoner (first run; saved to %s for later runs)"):format(dir))
+  return reasoner.train(run, s)
+end
+
+--- Accuracy and mean generated tokens of a model on the task evaluation
+-- set, overall and per family, greedy.
+function reasoner.evaluate(model, tok, s)
+  local items = data.task_eval { eval_seed = s.seed, per_cell = s.per_cell }
+  return eval.run(model, tok, items, { max_new_tokens = s.max_new_tokens, batch = s.batch })
+end
+
+return reasoner
