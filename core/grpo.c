@@ -160,6 +160,7 @@ int egrc_grpo_reference_logprobs(egrc_model *ref, const egrc_rollout *r, int mic
 typedef struct tally {
     double ratio, kl, entropy;
     long tokens, clipped;
+    int skipped;
 } tally;
 
 /* One mini-batch: the objective (and, with backward, its accumulated
@@ -180,14 +181,28 @@ static int minibatch(egrc_model *m, const egrc_grpo_config *cfg, const egrc_roll
     if (S == 0 || tokens == 0) return 0;
     if (cfg->kl_coef != 0.0f && !ref_logprob) return egrc_fail(err, "GRPO loss: kl_coef needs reference log-probs");
     const int micro = cfg->micro_batch > 0 && cfg->micro_batch < count ? cfg->micro_batch : count;
+    /* A sequence whose advantage is 0 contributes nothing to the gradient
+     * unless a KL or entropy term acts on it: it still counts in the
+     * normalisation above, but its forward and backward are skipped (the
+     * method's stage 1 gives most samples A = 0). */
+    unsigned char *compute = malloc((size_t)(first + count));
+    if (!compute) return egrc_fail(err, "out of host memory");
+    const int terms_on_all = cfg->kl_coef != 0.0f || cfg->entropy_coef != 0.0f;
+    for (int i = first; i < first + count; i++) {
+        compute[i] = (!keep || keep[i]) && (terms_on_all || adv[i] != 0.0f);
+        t->skipped += (!keep || keep[i]) && !compute[i];
+    }
     workspace w = {0};
-    if (workspace_init(&w, r, micro, err)) return -1;
+    if (workspace_init(&w, r, micro, err)) {
+        free(compute);
+        return -1;
+    }
     const float lo = 1.0f - cfg->clip_low, hi = 1.0f + cfg->clip_high;
     double total = 0.0;
     int rc = 0;
     for (int a = first; a < first + count; a += micro) {
-        int T, rows = egrc_rollout_batch(r, a, first + count - a < micro ? first + count - a : micro, keep, w.tokens,
-                                         w.targets, w.index, &T);
+        int T, rows = egrc_rollout_batch(r, a, first + count - a < micro ? first + count - a : micro, compute,
+                                         w.tokens, w.targets, w.index, &T);
         if (rows == 0) continue;
         if ((rc = egrc_model_forward(m, w.tokens, w.targets, rows, T, NULL, err))) break;
         egrc_model_download_losses(m, w.loss);
@@ -238,6 +253,7 @@ static int minibatch(egrc_model *m, const egrc_grpo_config *cfg, const egrc_roll
             break;
     }
     workspace_free(&w);
+    free(compute);
     *loss = total;
     return rc ? egrc_error_prefix(err, "GRPO mini-batch at sequence %d", first) : 0;
 }
@@ -304,6 +320,7 @@ int egrc_grpo_step(egrc_model *policy, egrc_model *ref, const egrc_grpo_config *
         stats->loss = (float)(loss_sum / stats->optimizer_steps);
         stats->grad_norm = (float)(norm_sum / stats->optimizer_steps);
     }
+    stats->skipped_sequences = t.skipped;
     if (t.tokens) {
         stats->ratio_mean = (float)(t.ratio / t.tokens);
         stats->clip_fraction = (float)t.clipped / (float)t.tokens;

@@ -69,6 +69,8 @@ typedef struct egrc_grpo_stats {
     float reward_mean, advantage_mean;
     int zero_variance_groups;
     int filtered_sequences;
+    int skipped_sequences; /* kept, but with advantage 0 and no KL/entropy term: no forward/backward
+                              (per pass; ratio, clip fraction, KL and entropy are over the others) */
     float grad_norm;     /* mean pre-clip gradient norm over optimiser steps */
     int optimizer_steps;
 } egrc_grpo_stats;

@@ -424,8 +424,20 @@ static void test_end_to_end_learns(void) {
         egrc_grpo_stats st;
         CHECK_MSG(egrc_grpo_step(m, NULL, &cfg, &r, reward, NULL, &step, &st, &err) == 0, "%s", err.msg);
         CHECK(st.optimizer_steps == 4);
-        CHECK(isfinite(st.loss) && isfinite(st.grad_norm) && st.ratio_mean > 0.5f && st.ratio_mean < 2.0f);
-        CHECK(st.clip_fraction >= 0.0f && st.clip_fraction <= 1.0f && st.entropy > 0.0f);
+        /* sequences with advantage 0 (every one, once a group's rewards are all
+         * equal) skip their forward/backward: the per-token stats cover the rest */
+        int zero_adv = 0;
+        for (int g = 0; g < N; g += G) {
+            int equal = 1;
+            for (int i = g + 1; i < g + G; i++) equal &= reward[i] == reward[g];
+            zero_adv += equal ? G : 0;
+        }
+        CHECK(st.skipped_sequences >= cfg.epochs * zero_adv);
+        CHECK(isfinite(st.loss) && isfinite(st.grad_norm));
+        if (st.skipped_sequences < cfg.epochs * N) {
+            CHECK(st.ratio_mean > 0.5f && st.ratio_mean < 2.0f);
+            CHECK(st.clip_fraction >= 0.0f && st.clip_fraction <= 1.0f && st.entropy > 0.0f);
+        }
         egrc_rollout_free(&r);
     }
     CHECK(step == 4 * STEPS);
