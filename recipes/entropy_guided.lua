@@ -20,11 +20,11 @@ local R = egrc.rewards
 
 local settings = {
   base = {},
-  eval = { seed = 1, per_cell = 4, max_new_tokens = 400, batch = 64 },
-  rl = { steps = 120, prompts = 8, group = 8, lr = 1e-4, train_difficulty = 0 },
-  stage1 = { temperature = 0.7, budget = 200, r = 0.5, beta = 1.0 },
-  switch = { window = 10, eps = 0.002, min_step = 20, max_step = 80 },
-  stage2 = { temperature = 1.0, budget = 200, length_weight = 0.5 },
+  eval = { seed = 1, per_cell = 5, max_new_tokens = 400, batch = 96 },
+  rl = { steps = 80, prompts = 16, group = 8, lr = 5e-4, train_difficulty = 0 },
+  stage1 = { temperature = 0.7, budget = 250, r = 0.2, beta = 1.0 },
+  switch = { window = 10, eps = 0.002, min_step = 25, max_step = 60 },
+  stage2 = { temperature = 1.0, budget = 250, length_weight = 0.5 },
 }
 for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
 
