@@ -12,10 +12,11 @@ trap 'rm -rf "$work"' EXIT
 failed=0
 fail() { echo "FAILED: $*"; failed=$((failed + 1)); }
 
-tiny=(--quiet --set base.dir="$work/base" --set base.steps=20 --set base.model.n_layer=2 --set base.model.d_model=64
-      --set base.model.d_ff=128 --set base.model.head_dim=16 --set eval.per_cell=1 --set eval.max_new_tokens=48
-      --set rl.steps=6 --set rl.prompts=2 --set rl.group=4 --set stage1.budget=48 --set stage2.budget=48
-      --set switch.min_step=1 --set switch.max_step=3)
+small=(--quiet --set base.dir="$work/base" --set base.steps=20 --set base.model.n_layer=2 --set base.model.d_model=64
+       --set base.model.d_ff=128 --set base.model.head_dim=16 --set eval.per_cell=1 --set eval.max_new_tokens=48
+       --set rl.prompts=2 --set rl.group=4)
+tiny=("${small[@]}" --set rl.steps=6 --set stage1.budget=48 --set stage2.budget=48 --set switch.min_step=1
+      --set switch.max_step=3)
 
 out=$("$egrc" run "$recipes/entropy_guided.lua" --out "$work/run1" "${tiny[@]}" 2>&1) || fail "first run exited $?: $out"
 printf '%s\n' "$out" | grep -q "training the base reasoner" || fail "the first run did not train the base"
@@ -33,6 +34,21 @@ done
 out=$("$egrc" run "$recipes/entropy_guided.lua" --out "$work/run2" "${tiny[@]}" 2>&1) || fail "second run exited $?"
 printf '%s\n' "$out" | grep -q "reusing the base reasoner" || fail "the second run did not reuse the base: $out"
 grep -q '"sft_seconds":[[:space:]]*0' "$work/run2/summary.json" || fail "the second run reports SFT time"
+
+# compare.lua: three methods from the same (reused) base, one table.
+out=$("$egrc" run "$recipes/compare.lua" --out "$work/compare" "${small[@]}" --set rl.steps=3 --set rl.budget=48 \
+      --set method.min_step=1 --set method.max_step=2 2>&1) || fail "compare exited $?: $out"
+for method in "accuracy-only GRPO" "Kimi 1.5 length penalty" "entropy-guided"; do
+  printf '%s\n' "$out" | grep -q "^$method " || fail "compare's table lacks '$method'"
+done
+[ -f "$work/compare/report.html" ] || fail "compare wrote no report.html"
+
+# bench.lua: the trained model on two committed benchmark samples.
+data=$(dirname "$recipes")/tests/data/benchmarks
+out=$("$egrc" run "$recipes/bench.lua" --out "$work/bench" --quiet --set model="$work/run1/model" --set tokenizer=tasks \
+      --set root="$data" --set sets=gsm8k/sample.jsonl,math500/sample.jsonl --set limit=3 --set max_new_tokens=16 2>&1) \
+  || fail "bench exited $?: $out"
+grep -q '"accuracy"' "$work/bench/bench.json" || fail "bench.json lacks accuracies"
 
 echo "pipeline_test: $((failed == 0 ? 1 : 0)) passed, $failed failed"
 [ "$failed" -eq 0 ]
