@@ -12,9 +12,9 @@ trap 'rm -rf "$work"' EXIT
 failed=0
 fail() { echo "FAILED: $*"; failed=$((failed + 1)); }
 
-small=(--quiet --set base.dir="$work/base" --set base.steps=20 --set base.model.n_layer=2 --set base.model.d_model=64
-       --set base.model.d_ff=128 --set base.model.head_dim=16 --set eval.per_cell=1 --set eval.max_new_tokens=48
-       --set rl.prompts=2 --set rl.group=4)
+base=(--quiet --set base.dir="$work/base" --set base.steps=20 --set base.model.n_layer=2 --set base.model.d_model=64
+      --set base.model.d_ff=128 --set base.model.head_dim=16)
+small=("${base[@]}" --set eval.per_cell=1 --set eval.max_new_tokens=48 --set rl.prompts=2 --set rl.group=4)
 tiny=("${small[@]}" --set rl.steps=6 --set stage1.budget=48 --set stage2.budget=48 --set switch.min_step=1
       --set switch.max_step=3)
 
@@ -49,6 +49,12 @@ out=$("$egrc" run "$recipes/bench.lua" --out "$work/bench" --quiet --set model="
       --set root="$data" --set sets=gsm8k/sample.jsonl,math500/sample.jsonl --set limit=3 --set max_new_tokens=16 2>&1) \
   || fail "bench exited $?: $out"
 grep -q '"accuracy"' "$work/bench/bench.json" || fail "bench.json lacks accuracies"
+
+# analyze.lua: the entropy-conflict analysis of the base's own rollouts.
+out=$("$egrc" run "$recipes/analyze.lua" --out "$work/analyze" "${base[@]}" --set prompts=3 --set group=4 \
+      --set budget=32 2>&1) || fail "analyze exited $?: $out"
+printf '%s\n' "$out" | grep -q "high-entropy tokens: " || fail "analyze printed no high-entropy tokens"
+grep -q '"gradient_cosine"' "$work/analyze/analysis.json" || fail "analysis.json lacks the gradient cosine"
 
 echo "pipeline_test: $((failed == 0 ? 1 : 0)) passed, $failed failed"
 [ "$failed" -eq 0 ]
