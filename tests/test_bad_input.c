@@ -183,7 +183,9 @@ static void test_forward_rejects_bad_ids(void) {
 
 static void test_backend_errors(void) {
     egrc_error err = {""};
-    CHECK(egrc_backend_open("cuda", 0, &err) == NULL && strstr(err.msg, "libegrc-backend-cuda.so"));
+    /* no GPU in the test environment: the plugin is missing, or finds no driver or device */
+    CHECK(egrc_backend_open("cuda", 0, &err) == NULL && strstr(err.msg, "backend 'cuda'") &&
+          (strstr(err.msg, "libegrc-backend-cuda.so") || strstr(err.msg, "driver") || strstr(err.msg, "device")));
     CHECK(egrc_backend_open("../evil", 0, &err) == NULL && strstr(err.msg, "not a valid backend name"));
     CHECK(egrc_backend_open("cpu", 3, &err) == NULL && strstr(err.msg, "device 3"));
 }

@@ -35,7 +35,7 @@ function reasoner.train(run, s)
   local model = core.model.create("qwen2-tiny", opts)
   local start = core.clock()
   sft.train(run, {
-    model = model, tokenizer = tok, steps = s.steps, batch = s.batch,
+    model = model, tokenizer = tok, steps = s.steps, batch = s.batch, bucket = 8,
     data = data.task_sft { style = "mixed", verbose_fraction = s.verbose_fraction,
                            difficulty = s.difficulty ~= 0 and s.difficulty or nil },
     optim = { lr = s.lr, min_lr = s.lr * 0.1, warmup = s.warmup, steps = s.steps },

@@ -25,14 +25,44 @@ function sft.encode(tokenizer, item, eos, max_len, template)
 end
 
 local train_options = { "model", "tokenizer", "trainer", "optim", "data", "steps", "batch", "micro_batches", "eos",
-                        "max_len", "template", "rng", "eval", "checkpoint_every", "on_step" }
+                        "max_len", "template", "rng", "eval", "checkpoint_every", "on_step", "bucket" }
+
+-- Draws `bucket` batches' worth of examples, sorts them by length and cuts
+-- them into batches (in random order), so each batch pads to a similar
+-- length: with traces of very different lengths this cuts the padding the
+-- forward pass computes for nothing from ~20% of tokens to a few percent.
+local function bucketed_batches(next_item, rng, tok, eos, max_len, template, batch, bucket)
+  local pool = {}
+  for i = 1, batch * bucket do
+    local ids, mask = sft.encode(tok, next_item(rng), eos, max_len, template)
+    pool[i] = { ids = ids, mask = mask }
+  end
+  table.sort(pool, function(a, b) return #a.ids < #b.ids end)
+  local batches = {}
+  for b = 1, bucket do
+    local rows, masks = {}, {}
+    for i = 1, batch do
+      local e = pool[(b - 1) * batch + i]
+      rows[i], masks[i] = e.ids, e.mask
+    end
+    batches[b] = { rows = rows, masks = masks }
+  end
+  for i = bucket, 2, -1 do
+    local j = rng:integer(1, i)
+    batches[i], batches[j] = batches[j], batches[i]
+  end
+  return batches
+end
 
 --- egrc.sft.train(run, opts) -> trainer. opts: model, tokenizer, data (list or
 -- function(rng) -> {prompt|question, response}), steps (100), batch (8),
 -- micro_batches (1), trainer or optim ({lr=3e-4, steps=steps, ...}),
 -- eos (true: append the tokenizer's end-of-text; or an id; false: none),
 -- max_len (the model's positions for learned-position models),
--- eval = {data=, every=, ...egrc.eval.run options}, checkpoint_every.
+-- eval = {data=, every=, ...egrc.eval.run options}, checkpoint_every,
+-- bucket (1): batches are drawn `bucket` at a time and grouped by length (a
+-- resumed run repeats the uninterrupted one exactly when it stopped at a
+-- multiple of `bucket` steps).
 function sft.train(run, opts)
   opts = util.check_options("egrc.sft.train", opts, train_options)
   local model = opts.model or error("egrc.sft.train: opts.model is required", 2)
@@ -46,14 +76,17 @@ function sft.train(run, opts)
   local cfg = model:config()
   local max_len = opts.max_len or (cfg.arch == "gpt2" and cfg.max_seq + 1 or nil)
   local every = opts.checkpoint_every or 0
+  local bucket = opts.bucket or 1
   local start = (run:restore(trainer, rng) or 0) + 1
+  local pending = {}
   run:begin_steps(steps)
   for step = start, steps do
-    local rows, masks, tokens = {}, {}, 0
-    for b = 1, batch do
-      rows[b], masks[b] = sft.encode(tok, next_item(rng), eos, max_len, opts.template)
-      tokens = tokens + #rows[b]
+    if #pending == 0 then
+      pending = bucketed_batches(next_item, rng, tok, eos, max_len, opts.template, batch, bucket)
     end
+    local next_batch = table.remove(pending)
+    local rows, masks, tokens = next_batch.rows, next_batch.masks, 0
+    for b = 1, batch do tokens = tokens + #rows[b] end
     local loss, grad_norm = trainer:sft_step(rows, masks, { micro_batches = opts.micro_batches })
     local m = { step = step, loss = loss, grad_norm = grad_norm, lr = trainer:lr(), tokens = tokens }
     local e = opts.eval
