@@ -11,9 +11,9 @@ local R = egrc.rewards
 
 local settings = {
   base = {},
-  eval = { seed = 1, per_cell = 5, max_new_tokens = 400, batch = 96 },
-  rl = { steps = 80, prompts = 16, group = 8, lr = 5e-4, budget = 250, temperature = 1.0 },
-  method = { temperature = 0.7, r = 0.2, window = 10, eps = 0.002, min_step = 25, max_step = 60, length_weight = 0.5 },
+  eval = { seed = 1, per_cell = 30, max_difficulty = 2, max_new_tokens = 400, batch = 96 },
+  rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, budget = 250, temperature = 1.0, max_difficulty = 2 },
+  method = { temperature = 0.65, r = 0.3, window = 10, eps = 0.002, min_step = 25, max_step = 60, length_weight = 0.3 },
 }
 for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
 
@@ -51,8 +51,9 @@ return {
     for _, method in ipairs(methods(s)) do
       local model, steps = base_model:clone(), {}
       local state = egrc.rl.train(run, {
-        model = model, tokenizer = tok, data = egrc.data.tasks(), steps = s.rl.steps, prompts = s.rl.prompts,
-        group = s.rl.group, budget = s.rl.budget, stages = method.stages, schedule = method.schedule,
+        model = model, tokenizer = tok, data = egrc.data.tasks { max_difficulty = s.rl.max_difficulty },
+        steps = s.rl.steps, prompts = s.rl.prompts, group = s.rl.group, budget = s.rl.budget,
+        stages = method.stages, schedule = method.schedule,
         optim = { lr = s.rl.lr, min_lr = s.rl.lr, steps = s.rl.steps, weight_decay = 0 },
         on_step = function(_, m) steps[#steps + 1] = m end,
       })

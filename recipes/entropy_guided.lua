@@ -21,11 +21,11 @@ local R = egrc.rewards
 
 local settings = {
   base = {},
-  eval = { seed = 1, per_cell = 5, max_new_tokens = 400, batch = 96 },
-  rl = { steps = 80, prompts = 16, group = 8, lr = 5e-4, train_difficulty = 0 },
-  stage1 = { temperature = 0.7, budget = 250, r = 0.2, beta = 1.0 },
+  eval = { seed = 1, per_cell = 30, max_difficulty = 2, max_new_tokens = 400, batch = 96 },
+  rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, max_difficulty = 2 },
+  stage1 = { temperature = 0.65, budget = 250, r = 0.3, beta = 1.0 },
   switch = { window = 10, eps = 0.002, min_step = 25, max_step = 60 },
-  stage2 = { temperature = 1.0, budget = 250, length_weight = 0.5 },
+  stage2 = { temperature = 1.0, budget = 250, length_weight = 0.3, filter_zero_variance = true },
 }
 for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
 
@@ -68,14 +68,15 @@ return {
     t0 = egrc.clock()
     local state = egrc.rl.train(run, {
       model = model, tokenizer = tok, steps = s.rl.steps, prompts = s.rl.prompts, group = s.rl.group,
-      data = egrc.data.tasks { difficulty = s.rl.train_difficulty ~= 0 and s.rl.train_difficulty or nil },
+      data = egrc.data.tasks { max_difficulty = s.rl.max_difficulty },
       optim = { lr = s.rl.lr, min_lr = s.rl.lr, steps = s.rl.steps, weight_decay = 0 },
       budget = s.stage1.budget,
       stages = {
         { temperature = s.stage1.temperature, budget = s.stage1.budget, advantage = "absolute",
           beta = s.stage1.beta, positive_only = true, reward = R.exp_length { r = s.stage1.r } },
         { temperature = s.stage2.temperature, budget = s.stage2.budget, advantage = "decomposed",
-          length_weight = s.stage2.length_weight, positive_only = false, reward = R.decomposed() },
+          length_weight = s.stage2.length_weight, positive_only = false,
+          filter_zero_variance = s.stage2.filter_zero_variance, reward = R.decomposed() },
       },
       schedule = egrc.schedule.entropy_guided { window = s.switch.window, eps = s.switch.eps,
                                                 min_step = s.switch.min_step, max_step = s.switch.max_step },

@@ -30,18 +30,33 @@ function data.source(src)
 end
 
 --- Training problems of the built-in task suite: a function(rng) -> problem.
--- opts: split ("train"), family (all), difficulty (0 = all), eval_seed (0).
+-- opts: split ("train"), family (all), difficulty (0 = all), max_difficulty
+-- (levels 1..max, drawn uniformly; nil = all), eval_seed (0).
 function data.tasks(opts)
-  opts = util.check_options("egrc.data.tasks", opts, { "split", "family", "difficulty", "eval_seed" })
+  opts = util.check_options("egrc.data.tasks", opts, { "split", "family", "difficulty", "max_difficulty", "eval_seed" })
   local sample_opts = { split = opts.split or "train", family = opts.family, difficulty = opts.difficulty,
                         eval_seed = opts.eval_seed }
+  local max = opts.max_difficulty
+  if max and not opts.difficulty then
+    return function(rng)
+      sample_opts.difficulty = rng:integer(1, max)
+      return core.tasks.sample(rng, sample_opts)
+    end
+  end
   return function(rng) return core.tasks.sample(rng, sample_opts) end
 end
 
---- The task suite's fixed evaluation list. opts: eval_seed (0), per_cell (4).
+--- The task suite's fixed evaluation list. opts: eval_seed (0), per_cell (4),
+-- max_difficulty (keep levels 1..max; nil = all).
 function data.task_eval(opts)
-  opts = util.check_options("egrc.data.task_eval", opts, { "eval_seed", "per_cell" })
-  return core.tasks.eval_set(opts.eval_seed or 0, opts.per_cell or 4)
+  opts = util.check_options("egrc.data.task_eval", opts, { "eval_seed", "per_cell", "max_difficulty" })
+  local items = core.tasks.eval_set(opts.eval_seed or 0, opts.per_cell or 4)
+  if not opts.max_difficulty then return items end
+  local kept = {}
+  for _, item in ipairs(items) do
+    if item.difficulty <= opts.max_difficulty then kept[#kept + 1] = item end
+  end
+  return kept
 end
 
 --- SFT examples from the task suite: a function(rng) -> problem with a
@@ -49,13 +64,13 @@ end
 -- verbose_fraction (0.5, for "mixed"), and data.tasks's options.
 function data.task_sft(opts)
   opts = util.check_options("egrc.data.task_sft", opts,
-    { "style", "verbose_fraction", "split", "family", "difficulty", "eval_seed" })
+    { "style", "verbose_fraction", "split", "family", "difficulty", "max_difficulty", "eval_seed" })
   local style, fraction = opts.style or "mixed", opts.verbose_fraction or 0.5
   if style ~= "verbose" and style ~= "concise" and style ~= "mixed" then
     error(("egrc.data.task_sft: style must be 'verbose', 'concise' or 'mixed', got '%s'"):format(tostring(style)), 2)
   end
   local problems = data.tasks { split = opts.split, family = opts.family, difficulty = opts.difficulty,
-                                eval_seed = opts.eval_seed }
+                                max_difficulty = opts.max_difficulty, eval_seed = opts.eval_seed }
   return function(rng)
     local p = problems(rng)
     local s = style
