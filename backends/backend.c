@@ -33,7 +33,10 @@ static void executable_dir(char *dir, size_t size) {
     snprintf(dir, size, "%s", path);
 }
 
-static void *open_plugin(const char *name, char *tried, size_t tried_size) {
+/* Opens the plugin from the first candidate path that loads. A file that
+ * exists but fails to load (a missing vendor library, say) is reported with
+ * the loader's reason in *load_error rather than as "not found". */
+static void *open_plugin(const char *name, char *tried, size_t tried_size, char *load_error, size_t error_size) {
     char file[64], dir[PATH_MAX], path[PATH_MAX + 96];
     snprintf(file, sizeof file, "libegrc-backend-%s.so", name);
     executable_dir(dir, sizeof dir);
@@ -51,6 +54,8 @@ static void *open_plugin(const char *name, char *tried, size_t tried_size) {
         snprintf(path, sizeof path, "%s", candidates[i]);
         void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (handle) return handle;
+        const char *why = dlerror();
+        if (why && !load_error[0] && access(path, F_OK) == 0) snprintf(load_error, error_size, "%s", why);
         size_t used = strlen(tried);
         snprintf(tried + used, tried_size - used, "%s%s", used ? ", " : "", path);
     }
@@ -63,8 +68,13 @@ const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err) {
         egrc_fail(err, "backend '%s': not a valid backend name (known: cpu, cuda, hip, ze)", name);
         return NULL;
     }
-    char tried[3 * (PATH_MAX + 96)];
-    void *handle = open_plugin(name, tried, sizeof tried);
+    char tried[3 * (PATH_MAX + 96)], load_error[512] = "";
+    void *handle = open_plugin(name, tried, sizeof tried, load_error, sizeof load_error);
+    if (!handle && load_error[0]) {
+        egrc_fail(err, "backend '%s': libegrc-backend-%s.so exists but does not load: %s (install the vendor "
+                  "runtime it needs, or use --backend cpu)", name, name, load_error);
+        return NULL;
+    }
     if (!handle) {
         egrc_fail(err,
                   "backend '%s': plugin libegrc-backend-%s.so not found (looked for %s); build egrc with "

@@ -246,13 +246,14 @@ static void test_cross_entropy(void) {
 static void test_adamw(void) {
     const size_t n = 7;
     float *p = random_buffer(n, 1), *g = random_buffer(n, 1), *m = filled(n, 0), *v = filled(n, 0);
+    float *copy = filled(n, -1.0f);
     double pd[7], md[7] = {0}, vd[7] = {0};
     for (size_t i = 0; i < n; i++) pd[i] = p[i];
     const double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
     for (int step = 1; step <= 3; step++) {
         const double scale = step == 2 ? 0.5 : 1.0; /* a clipped step */
-        be->ops->adamw(be, p, NULL, g, (float)scale, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd,
-                       step);
+        be->ops->adamw(be, p, step == 3 ? copy : NULL, g, (float)scale, m, v, n, (float)lr, (float)b1, (float)b2,
+                       (float)eps, (float)wd, step);
         for (size_t i = 0; i < n; i++) {
             double gi = scale * g[i];
             pd[i] *= 1.0 - lr * wd;
@@ -262,12 +263,13 @@ static void test_adamw(void) {
         }
     }
     for (size_t i = 0; i < n; i++) CHECK_CLOSE(p[i], pd[i], 1e-5);
+    CHECK_MSG(memcmp(copy, p, n * sizeof(float)) == 0, "adamw's compute copy differs from the updated weights");
     float sum_sq;
     be->ops->sum_squares(be, &sum_sq, g, n);
     double want = 0.0;
     for (size_t i = 0; i < n; i++) want += (double)g[i] * g[i];
     CHECK_CLOSE(sum_sq, want, 1e-6);
-    free(p), free(g), free(m), free(v);
+    free(p), free(g), free(m), free(v), free(copy);
 }
 
 int main(void) {

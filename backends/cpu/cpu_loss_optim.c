@@ -87,7 +87,7 @@ void cpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n) {
 void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale, float *m,
                float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step) {
     (void)be;
-    (void)compute_copy; /* fp32 activations: the compute copy is the master itself */
+    float *copy = compute_copy; /* fp32 activations: a copy, when asked for, is the master's values */
     /* The scalar factors are computed in double, as PyTorch does in Python. */
     const float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
     const float step_size = (float)(lr / (1.0 - pow(beta1, step)));
@@ -101,5 +101,6 @@ void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float 
         v[i] = vi;
         float p = params[i] * decay;
         params[i] = p - step_size * mi / (sqrtf(vi) / bias_correction2_sqrt + eps);
+        if (copy) copy[i] = params[i];
     }
 }

@@ -1,0 +1,99 @@
+/* The GPU kernels' launchers: plain C functions that enqueue kernels on a
+ * stream and return cudaGetLastError(), for the host glue of the CUDA (and a
+ * future HIP) plugin. They know nothing of egrc_backend; the glue owns the
+ * stream, the scratch memory and the error policy.
+ *
+ * Shapes and semantics are those of backends/backend.h, op for op. `void *`
+ * is an activation in the kernels' storage type, which is fp32 in this
+ * version (bf16 storage is not implemented yet: the kernels are templated on
+ * the element type so it can be added by instantiating them for bf16 and
+ * dispatching on the backend's act_dtype here). `float *` is fp32 always.
+ *
+ * Ops that reduce over rows deterministically (weight and bias gradients,
+ * embedding gradients, sum_squares, attention backward) take a device
+ * `scratch` of at least the size their *_scratch_bytes function returns. */
+#ifndef EGRC_KERNELS_H
+#define EGRC_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "egrc_gpu.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Attention kernels keep a head's rows in registers, EGRC_WARP_SIZE
+ * dimensions per register, at most 8 registers per row. */
+#define EGRC_GPU_MAX_HEAD_DIM (8 * EGRC_WARP_SIZE)
+
+cudaError_t egrc_gpu_embedding_forward(cudaStream_t stream, void *out, const int32_t *tokens,
+                                       const int32_t *positions, const void *wte, const void *wpe, int N, int C);
+size_t egrc_gpu_embedding_backward_scratch(int N);
+cudaError_t egrc_gpu_embedding_backward(cudaStream_t stream, void *scratch, float *dwte, float *dwpe,
+                                        const void *dout, const int32_t *tokens, const int32_t *positions, int N,
+                                        int C);
+
+cudaError_t egrc_gpu_layernorm_forward(cudaStream_t stream, void *out, float *mean, float *rstd, const void *inp,
+                                       const void *w, const void *b, int N, int C, float eps);
+cudaError_t egrc_gpu_rmsnorm_forward(cudaStream_t stream, void *out, float *rstd, const void *inp, const void *w,
+                                     int N, int C, float eps);
+/* Scratch of the column sums behind norm weight gradients and bias gradients. */
+size_t egrc_gpu_column_sums_scratch(int N, int C);
+/* mean == NULL: RMSNorm (db must be NULL too). */
+cudaError_t egrc_gpu_norm_backward(cudaStream_t stream, void *scratch, void *dinp, float *dw, float *db,
+                                   const void *dout, const void *inp, const void *w, const float *mean,
+                                   const float *rstd, int N, int C);
+/* dbias(OC) += colsum(dout(N,OC)) */
+cudaError_t egrc_gpu_bias_backward(cudaStream_t stream, void *scratch, float *dbias, const void *dout, int N, int OC);
+/* out(N,OC) += bias(OC) on every row, for biases the GEMM epilogue cannot read */
+cudaError_t egrc_gpu_bias_add(cudaStream_t stream, void *out, const void *bias, int N, int OC);
+
+/* Rotates by positions[n] * inv_freq[i] (D/2 fp32 frequencies, computed by the
+ * caller exactly as the CPU backend does); sign +1: forward, -1: backward
+ * (the inverse rotation). */
+cudaError_t egrc_gpu_rope(cudaStream_t stream, void *qkv, const int32_t *positions, const float *inv_freq, int N,
+                          int H, int KV, int D, float sign);
+
+/* The forward keeps one fp32 log-sum-exp per (sequence, head, row). */
+size_t egrc_gpu_attention_lse_bytes(int B, int T, int H);
+cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, void *out, float *lse, const void *qkv, int B, int T,
+                                       int H, int KV, int D);
+size_t egrc_gpu_attention_backward_scratch(int B, int T, int H);
+cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, void *scratch, void *dqkv, const void *dout,
+                                        const void *qkv, const void *out, const float *lse, int B, int T, int H,
+                                        int KV, int D);
+cudaError_t egrc_gpu_kv_cache_write(cudaStream_t stream, void *k_cache, void *v_cache, const void *qkv,
+                                    const int32_t *slots, const int32_t *positions, int N, int H, int KV, int D,
+                                    int cap);
+cudaError_t egrc_gpu_attention_decode(cudaStream_t stream, void *out, const void *qkv, const void *k_cache,
+                                      const void *v_cache, const int32_t *slots, const int32_t *lens, int N, int H,
+                                      int KV, int D, int cap);
+
+cudaError_t egrc_gpu_gelu_forward(cudaStream_t stream, void *out, const void *inp, size_t n);
+cudaError_t egrc_gpu_gelu_backward(cudaStream_t stream, void *dinp, const void *inp, const void *dout, size_t n);
+cudaError_t egrc_gpu_swiglu_forward(cudaStream_t stream, void *out, const void *gate_up, int N, int hidden);
+cudaError_t egrc_gpu_swiglu_backward(cudaStream_t stream, void *dgate_up, const void *dout, const void *gate_up,
+                                     int N, int hidden);
+cudaError_t egrc_gpu_add(cudaStream_t stream, void *dst, const void *src, size_t n);
+
+cudaError_t egrc_gpu_cross_entropy_forward(cudaStream_t stream, float *loss, float *lse, float *entropy,
+                                           const void *logits, const int32_t *targets, int N, int V);
+cudaError_t egrc_gpu_cross_entropy_backward(cudaStream_t stream, void *dlogits, const void *logits, const float *lse,
+                                            const float *entropy, const float *dloss, const float *dentropy,
+                                            const int32_t *targets, int N, int V);
+
+size_t egrc_gpu_sum_squares_scratch(void);
+cudaError_t egrc_gpu_sum_squares(cudaStream_t stream, void *scratch, float *out, const float *x, size_t n);
+/* The scalar factors are computed by the caller in double, as the CPU backend
+ * does: decay = 1 - lr*wd, step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t). */
+cudaError_t egrc_gpu_adamw(cudaStream_t stream, float *params, void *compute_copy, const float *grads,
+                           float grad_scale, float *m, float *v, size_t n, float beta1, float beta2, float eps,
+                           float decay, float step_size, float bc2_sqrt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
