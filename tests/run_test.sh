@@ -10,24 +10,8 @@ src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-passed=0
-failed=0
-
-# expect CODE PATTERN -- command...: runs it, checks the exit code and that
-# stdout+stderr match the extended regex PATTERN.
-expect() {
-  local code=$1 pattern=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -eq "$code" ] && printf '%s' "$out" | grep -Eq -- "$pattern"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    printf 'FAILED: %s\n  wanted exit %s and /%s/, got exit %s:\n%s\n' "$*" "$code" "$pattern" "$rc" "$out" | head -20
-  fi
-}
+# shellcheck source=tests/expect.sh
+. "$(dirname "$0")/expect.sh"
 
 # check DESCRIPTION command...: the command must succeed.
 check() {
