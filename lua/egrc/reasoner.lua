@@ -19,15 +19,16 @@ local reasoner = {}
 -- prompt while the concise mode stays in the distribution).
 reasoner.defaults = {
   dir = "",
-  model = { n_layer = 4, d_model = 128, n_head = 4, n_kv_head = 2, head_dim = 32, d_ff = 384, max_seq = 512 },
+  model = { n_layer = 4, d_model = 128, n_head = 4, n_kv_head = 2, head_dim = 32, d_ff = 384, max_seq = 512,
+            tied_embeddings = false },
   steps = 1200, batch = 16, lr = 3e-3, warmup = 60, verbose_fraction = 0.88, max_difficulty = 2,
 }
 
 local function folder(s)
   if s.dir ~= "" then return s.dir end
   local m = s.model
-  return ("runs/base-reasoner-L%d-C%d-H%d-F%d-s%d-b%d-lr%g-v%g-d%d"):format(m.n_layer, m.d_model, m.n_head, m.d_ff,
-    s.steps, s.batch, s.lr, s.verbose_fraction, s.max_difficulty)
+  return ("runs/base-reasoner-L%d-C%d-H%d-F%d%s-s%d-b%d-lr%g-v%g-d%d"):format(m.n_layer, m.d_model, m.n_head, m.d_ff,
+    m.tied_embeddings and "-tied" or "", s.steps, s.batch, s.lr, s.verbose_fraction, s.max_difficulty)
 end
 
 --- Trains the base reasoner into its folder (run's logging shows the SFT
