@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages egrc builds, runs and tests with.
-# Run as root (or through sudo). Safe to run again.
+# Run as root, or as a user with sudo (it re-runs itself through sudo). Safe to run again.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang
