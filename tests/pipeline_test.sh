@@ -49,6 +49,10 @@ out=$("$egrc" run "$recipes/bench.lua" --out "$work/bench" --quiet --set model="
       --set root="$data" --set sets=gsm8k/sample.jsonl,math500/sample.jsonl --set limit=3 --set max_new_tokens=16 2>&1) \
   || fail "bench exited $?: $out"
 grep -q '"accuracy"' "$work/bench/bench.json" || fail "bench.json lacks accuracies"
+grep -q '"mean_reasoning"' "$work/bench/bench.json" || fail "bench.json lacks reasoning-token means"
+printf '%s\n' "$out" | grep -q "^bench: plain template, <think> opened" || fail "bench did not report its template: $out"
+grep -q '^| model | gsm8k/sample.jsonl acc | gsm8k/sample.jsonl tokens | gsm8k/sample.jsonl think |' \
+  "$work/bench/bench.md" || fail "bench.md lacks the Markdown table"
 
 # analyze.lua: the entropy-conflict analysis of the base's own rollouts.
 out=$("$egrc" run "$recipes/analyze.lua" --out "$work/analyze" "${base[@]}" --set prompts=3 --set group=4 \

@@ -82,10 +82,16 @@ function data.task_sft(opts)
 end
 
 --- A math benchmark (a folder with test.jsonl, or a .jsonl file) as a list of
--- items {id, question, answer, prompt}; opts.template(item) -> prompt text.
+-- items {id, question, answer, prompt}; opts.template(item) -> prompt text;
+-- opts.question_field and opts.answer_field name a JSONL file's fields
+-- (otherwise known benchmarks' fields, or the first record's, are used).
 function data.benchmark(path, opts)
-  opts = util.check_options("egrc.data.benchmark", opts, { "template", "limit" })
-  local bench = core.benchmarks.load(path)
+  opts = util.check_options("egrc.data.benchmark", opts, { "template", "limit", "question_field", "answer_field" })
+  if (opts.question_field == nil) ~= (opts.answer_field == nil) then
+    error("egrc.data.benchmark: give both question_field and answer_field, or neither", 2)
+  end
+  local bench = opts.question_field and core.benchmarks.load_jsonl(path, opts.question_field, opts.answer_field)
+    or core.benchmarks.load(path)
   local items = {}
   for i, item in ipairs(bench.items) do
     if opts.limit and i > opts.limit then break end

@@ -15,13 +15,30 @@ function eval.grade(item, text)
   return answer ~= nil and core.grade.equivalent(item.answer, answer), answer
 end
 
-local eval_options = { "batch", "samples", "temperature", "top_p", "max_new_tokens", "stop", "template", "grade", "seed" }
+local eval_options = { "batch", "samples", "temperature", "top_p", "max_new_tokens", "stop", "template", "grade", "seed",
+                       "think_open" }
+
+--- Reasoning tokens of one completion (a list of token ids): from its
+-- <think> (or its first token when the prompt opened the block) through
+-- </think>, or to the end when the block never closes; 0 for a completion
+-- that never reasons.
+function eval.reasoning_tokens(tokens, open_id, close_id, opened)
+  local start = opened and 1 or nil
+  for i, id in ipairs(tokens) do
+    if not start and id == open_id then start = i end
+    if start and id == close_id then return i - start + 1 end
+  end
+  return start and #tokens - start + 1 or 0
+end
 
 --- egrc.eval.run(model, tokenizer, items, opts) -> {n, samples, accuracy,
--- mean_length, clipped, by_family}. Greedy by default; with samples = k and
--- a temperature, accuracy is pass@1 averaged over k samples. opts:
--- batch (32), samples (1), temperature (0), top_p, max_new_tokens (256, or
--- what a learned-position model has room for), stop, template, grade, seed.
+-- mean_length, mean_reasoning, clipped, by_family}. Greedy by default; with
+-- samples = k and a temperature, accuracy is pass@1 averaged over k samples.
+-- mean_reasoning counts the tokens of the <think>...</think> block (needs
+-- both tags as single tokens; 0 otherwise). opts: batch (32), samples (1),
+-- temperature (0), top_p, max_new_tokens (256, or what a learned-position
+-- model has room for), stop (token id or list), template, grade, seed,
+-- think_open (the prompt already opens the <think> block).
 function eval.run(model, tokenizer, items, opts)
   opts = util.check_options("egrc.eval.run", opts, eval_options)
   local batch, k = opts.batch or 32, opts.samples or 1
@@ -30,7 +47,8 @@ function eval.run(model, tokenizer, items, opts)
   -- without an explicit budget, learned-position models get what fits
   local cfg = model:config()
   local positions = not opts.max_new_tokens and cfg.arch == "gpt2" and cfg.max_seq or nil
-  local total, correct, tokens, clipped = 0, 0, 0, 0
+  local open_id, close_id = tokenizer:token_id("<think>"), tokenizer:token_id("</think>")
+  local total, correct, tokens, clipped, reasoning = 0, 0, 0, 0, 0
   local by_family = {}
   for first = 1, #items, batch do
     local prompts, chunk, longest = {}, {}, 0
@@ -47,6 +65,7 @@ function eval.run(model, tokenizer, items, opts)
     local texts, lengths = rollout:texts(tokenizer), rollout:lengths()
     for i = 1, #texts do
       if rollout:finish(i) == "length" then clipped = clipped + 1 end
+      if close_id then reasoning = reasoning + eval.reasoning_tokens(rollout:tokens(i), open_id, close_id, opts.think_open) end
     end
     rollout:free()
     for i, text in ipairs(texts) do
@@ -65,7 +84,8 @@ function eval.run(model, tokenizer, items, opts)
     f.accuracy, f.mean_length = f.correct / f.n, f.tokens / f.n
   end
   return { n = #items, samples = k, accuracy = total > 0 and correct / total or 0,
-           mean_length = total > 0 and tokens / total or 0, clipped = total > 0 and clipped / total or 0,
+           mean_length = total > 0 and tokens / total or 0, mean_reasoning = total > 0 and reasoning / total or 0,
+           clipped = total > 0 and clipped / total or 0,
            by_family = by_family }
 end
 
@@ -88,21 +108,46 @@ function eval.table(rows)
   return table.concat(lines, "\n")
 end
 
---- Evaluates each model on each dataset, prints a table (accuracy and mean
--- length) and, with a run, saves the results to OUT/<name>.json.
--- models: list of {name=, model=, tokenizer=}; datasets: list of {name=, items=};
+--- The same rows as a Markdown table (numbers right-aligned).
+function eval.markdown(rows)
+  local lines = {}
+  for i, row in ipairs(rows) do
+    local cells = {}
+    for j, cell in ipairs(row) do cells[j] = tostring(cell):gsub("|", "\\|") end
+    lines[#lines + 1] = "| " .. table.concat(cells, " | ") .. " |"
+    if i == 1 then
+      local rule = {}
+      for j = 1, #row do rule[j] = j == 1 and "---" or "---:" end
+      lines[#lines + 1] = "| " .. table.concat(rule, " | ") .. " |"
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Evaluates each model on each dataset and prints a table: accuracy, mean
+-- generated tokens and mean reasoning tokens per dataset. With a run, saves
+-- the results to OUT/<name>.json and the table to OUT/<name>.md.
+-- models: list of {name=, model=, tokenizer=, stop=, template=, think_open=}
+-- (the last three override opts per model); datasets: list of {name=, items=};
 -- opts: as egrc.eval.run, plus name ("eval").
 function eval.compare(run, models, datasets, opts)
   opts = opts or {}
   local name = opts.name or "eval"
-  local run_opts = {}
-  for key, value in pairs(opts) do
-    if key ~= "name" then run_opts[key] = value end
-  end
   local header, rows, results = { "model" }, {}, {}
-  for _, d in ipairs(datasets) do header[#header + 1] = d.name .. " acc"; header[#header + 1] = d.name .. " len" end
+  for _, d in ipairs(datasets) do
+    header[#header + 1] = d.name .. " acc"
+    header[#header + 1] = d.name .. " tokens"
+    header[#header + 1] = d.name .. " think"
+  end
   rows[1] = header
   for _, m in ipairs(models) do
+    local run_opts = {}
+    for key, value in pairs(opts) do
+      if key ~= "name" then run_opts[key] = value end
+    end
+    for _, key in ipairs({ "stop", "template", "think_open" }) do
+      if m[key] ~= nil then run_opts[key] = m[key] end
+    end
     local row = { m.name }
     results[m.name] = {}
     for _, d in ipairs(datasets) do
@@ -110,6 +155,7 @@ function eval.compare(run, models, datasets, opts)
       results[m.name][d.name] = r
       row[#row + 1] = ("%.3f"):format(r.accuracy)
       row[#row + 1] = ("%.1f"):format(r.mean_length)
+      row[#row + 1] = ("%.1f"):format(r.mean_reasoning)
     end
     rows[#rows + 1] = row
   end
@@ -117,6 +163,7 @@ function eval.compare(run, models, datasets, opts)
   print(text)
   if run then
     core.json.write(run:path(name .. ".json"), results)
+    core.fs.write(run:path(name .. ".md"), eval.markdown(rows))
     run.summary[name] = results
   end
   return results, text

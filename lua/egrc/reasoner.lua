@@ -25,11 +25,13 @@ reasoner.defaults = {
   steps = 1200, batch = 16, lr = 3e-3, warmup = 60, verbose_fraction = 0.92, max_difficulty = 2,
 }
 
-local function folder(s)
+-- The folder name holds every setting that changes the trained weights,
+-- the run's seed included, so another seed trains another base.
+local function folder(s, seed)
   if s.dir ~= "" then return s.dir end
   local m = s.model
-  return ("runs/base-reasoner-L%d-C%d-H%d-F%d%s-s%d-b%d-lr%g-v%g-d%d"):format(m.n_layer, m.d_model, m.n_head, m.d_ff,
-    m.tied_embeddings and "-tied" or "", s.steps, s.batch, s.lr, s.verbose_fraction, s.max_difficulty)
+  return ("runs/base-reasoner-L%d-C%d-H%d-F%d%s-s%d-b%d-lr%g-v%g-d%d-seed%d"):format(m.n_layer, m.d_model, m.n_head,
+    m.d_ff, m.tied_embeddings and "-tied" or "", s.steps, s.batch, s.lr, s.verbose_fraction, s.max_difficulty, seed)
 end
 
 --- Trains the base reasoner into its folder (run's logging shows the SFT
@@ -47,7 +49,7 @@ function reasoner.train(run, s)
     optim = { lr = s.lr, min_lr = s.lr * 0.1, warmup = s.warmup, steps = s.steps },
   })
   local seconds = core.clock() - start
-  local dir = folder(s)
+  local dir = folder(s, run.settings.seed)
   core.fs.mkdir(dir)
   model:save(dir)
   return model, tok, seconds, dir
@@ -56,7 +58,7 @@ end
 --- The base reasoner: loaded from its folder when it exists, trained (and
 -- saved) otherwise. Returns model, tokenizer, SFT seconds (0 when reused), folder.
 function reasoner.ensure(run, s)
-  local dir = folder(s)
+  local dir = folder(s, run.settings.seed)
   if core.fs.exists(dir .. "/config.json") then
     print(("egrc: reusing the base reasoner in %s"):format(dir))
     return core.model.load(dir), run:tokenizer("tasks"), 0, dir

@@ -342,6 +342,34 @@ return {
     check.eq(ok_grade, true, "eval.grade task")
     check.eq(answer, p.answer, "eval.grade answer")
     check.eq(egrc.eval.grade({ answer = "18" }, "so \\boxed{18}"), true, "eval.grade math")
+    check.eq(egrc.eval.reasoning_tokens({ 5, 1, 7, 7, 2, 9 }, 1, 2, false), 4, "reasoning: <think> through </think>")
+    check.eq(egrc.eval.reasoning_tokens({ 7, 7, 2, 9 }, 1, 2, true), 3, "reasoning: opened by the prompt")
+    check.eq(egrc.eval.reasoning_tokens({ 1, 7, 7 }, 1, 2, false), 3, "reasoning: never closed")
+    check.eq(egrc.eval.reasoning_tokens({ 7, 7, 9 }, 1, 2, false), 0, "reasoning: none")
+    check.eq(egrc.eval.markdown({ { "model", "acc" }, { "a|b", "0.5" } }),
+      "| model | acc |\n| --- | ---: |\n| a\\|b | 0.5 |\n", "eval.markdown")
+
+    -- chat templates (HF models)
+    check.eq(egrc.chat.detect(nil, gpt_tok), "chatml", "chat.detect by special tokens")
+    check.eq(egrc.chat.detect(nil, tok), "plain", "chat.detect: no chat tokens")
+    local llama_dir = run:path("llama3-config")
+    egrc.fs.mkdir(llama_dir)
+    egrc.json.write(llama_dir .. "/tokenizer_config.json",
+      { chat_template = "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}" })
+    check.eq(egrc.chat.detect(llama_dir, gpt_tok), "llama3", "chat.detect by tokenizer_config.json")
+    local build, stop, family = egrc.chat.prompt_builder { tokenizer = gpt_tok, instruction = "Box it." }
+    check.eq(build({ question = "1+1?" }), "<|im_start|>user\n1+1?\nBox it.<|im_end|>\n<|im_start|>assistant\n<think>\n",
+      "chatml prompt with <think> opened")
+    check.eq(stop, gpt_tok:token_id("<|im_end|>"), "chatml stop token")
+    check.eq(family, "chatml", "chatml family")
+    build = egrc.chat.prompt_builder { tokenizer = gpt_tok, template = "chatml", think = false }
+    check.eq(build({ question = "q" }), "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n", "chatml, think off")
+    build = egrc.chat.prompt_builder { tokenizer = gpt_tok, template = "Problem: {question}\nSolution:" }
+    check.eq(build({ question = "q" }), "Problem: q\nSolution:", "custom template")
+    check.raises(function() egrc.chat.prompt_builder { tokenizer = gpt_tok, template = "chatlm" } end,
+      "template 'chatlm': expected auto, chatml, deepseek, llama3, plain, or a format containing {question}",
+      "unknown template")
+
     local er = egrc.eval.run(model, tok, eval_set, { max_new_tokens = 6, batch = 7 })
     check.eq(er.n, 18, "eval.run n")
     check.ok(er.accuracy >= 0 and er.accuracy <= 1 and er.mean_length > 0, "eval.run numbers")
