@@ -9,33 +9,25 @@ local reasoner = require("egrc.reasoner")
 local report = require("egrc.report")
 local R = egrc.rewards
 
-local settings = {
+-- The entropy-guided method's settings (stage1, switch, stage2) are the main
+-- job's (lua/egrc/method.lua); the baselines sample at rl.temperature.
+local settings = egrc.method.add_defaults {
   base = {},
   eval = { seed = 1, per_cell = 30, max_difficulty = 2, max_new_tokens = 400, batch = 96 },
   rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, budget = 250, temperature = 1.0, max_difficulty = 2 },
-  method = { temperature = 0.65, r = 0.3, window = 10, eps = 0.002, min_step = 25, max_step = 60, length_weight = 0.3 },
 }
 for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
 
 -- The three methods as egrc.rl.train options.
 local function methods(s)
-  local grpo = { temperature = s.rl.temperature, budget = s.rl.budget, advantage = "grpo" }
-  local function with(t, extra)
-    local out = {}
-    for k, v in pairs(t) do out[k] = v end
-    for k, v in pairs(extra) do out[k] = v end
-    return out
+  local function grpo(reward)
+    return { { temperature = s.rl.temperature, budget = s.rl.budget, advantage = "grpo", reward = reward } }
   end
+  local guided = egrc.method.train_options(s)
   return {
-    { name = "accuracy-only GRPO", stages = { with(grpo, { reward = R.accuracy() }) } },
-    { name = "Kimi 1.5 length penalty", stages = { with(grpo, { reward = R.kimi() }) } },
-    { name = "entropy-guided", stages = {
-        { temperature = s.method.temperature, budget = s.rl.budget, advantage = "absolute", positive_only = true,
-          reward = R.exp_length { r = s.method.r } },
-        { temperature = s.rl.temperature, budget = s.rl.budget, advantage = "decomposed",
-          length_weight = s.method.length_weight, reward = R.decomposed() } },
-      schedule = egrc.schedule.entropy_guided { window = s.method.window, eps = s.method.eps,
-                                                min_step = s.method.min_step, max_step = s.method.max_step } },
+    { name = "accuracy-only GRPO", stages = grpo(R.accuracy()) },
+    { name = "Kimi 1.5 length penalty", stages = grpo(R.kimi()) },
+    { name = "entropy-guided", stages = guided.stages, schedule = guided.schedule },
   }
 end
 

@@ -14,18 +14,15 @@
 --    accuracy + length reward;
 -- 6. the same evaluation again, a before/after table per family,
 --    summary.json and report.html.
+-- (stages and switch: lua/egrc/method.lua, shared with recipes/compare.lua)
 local egrc = require("egrc")
 local reasoner = require("egrc.reasoner")
 local report = require("egrc.report")
-local R = egrc.rewards
 
-local settings = {
+local settings = egrc.method.add_defaults {
   base = {},
   eval = { seed = 1, per_cell = 30, max_difficulty = 2, max_new_tokens = 400, batch = 96 },
   rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, max_difficulty = 2 },
-  stage1 = { temperature = 0.65, budget = 250, r = 0.3, beta = 1.0 },
-  switch = { window = 10, eps = 0.002, min_step = 25, max_step = 60 },
-  stage2 = { temperature = 1.0, budget = 250, length_weight = 0.3, filter_zero_variance = true },
 }
 for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
 
@@ -66,22 +63,13 @@ return {
 
     local steps = {}
     t0 = egrc.clock()
-    local state = egrc.rl.train(run, {
-      model = model, tokenizer = tok, steps = s.rl.steps, prompts = s.rl.prompts, group = s.rl.group,
-      data = egrc.data.tasks { max_difficulty = s.rl.max_difficulty },
-      optim = { lr = s.rl.lr, min_lr = s.rl.lr, steps = s.rl.steps, weight_decay = 0 },
-      budget = s.stage1.budget,
-      stages = {
-        { temperature = s.stage1.temperature, budget = s.stage1.budget, advantage = "absolute",
-          beta = s.stage1.beta, positive_only = true, reward = R.exp_length { r = s.stage1.r } },
-        { temperature = s.stage2.temperature, budget = s.stage2.budget, advantage = "decomposed",
-          length_weight = s.stage2.length_weight, positive_only = false,
-          filter_zero_variance = s.stage2.filter_zero_variance, reward = R.decomposed() },
-      },
-      schedule = egrc.schedule.entropy_guided { window = s.switch.window, eps = s.switch.eps,
-                                                min_step = s.switch.min_step, max_step = s.switch.max_step },
-      on_step = function(_, m) steps[#steps + 1] = m end,
-    })
+    local options = egrc.method.train_options(s)
+    options.model, options.tokenizer, options.steps = model, tok, s.rl.steps
+    options.prompts, options.group = s.rl.prompts, s.rl.group
+    options.data = egrc.data.tasks { max_difficulty = s.rl.max_difficulty }
+    options.optim = { lr = s.rl.lr, min_lr = s.rl.lr, steps = s.rl.steps, weight_decay = 0 }
+    options.on_step = function(_, m) steps[#steps + 1] = m end
+    local state = egrc.rl.train(run, options)
     local rl_seconds = egrc.clock() - t0
 
     t0 = egrc.clock()

@@ -36,8 +36,8 @@ printf '%s\n' "$out" | grep -q "reusing the base reasoner" || fail "the second r
 grep -q '"sft_seconds":[[:space:]]*0' "$work/run2/summary.json" || fail "the second run reports SFT time"
 
 # compare.lua: three methods from the same (reused) base, one table.
-out=$("$egrc" run "$recipes/compare.lua" --out "$work/compare" "${small[@]}" --set rl.steps=3 --set rl.budget=48 \
-      --set method.min_step=1 --set method.max_step=2 2>&1) || fail "compare exited $?: $out"
+out=$("$egrc" run "$recipes/compare.lua" --out "$work/compare" "${small[@]}" --set rl.steps=3 --set rl.budget=48 --set stage1.budget=48 --set stage2.budget=48 \
+      --set switch.min_step=1 --set switch.max_step=2 2>&1) || fail "compare exited $?: $out"
 for method in "accuracy-only GRPO" "Kimi 1.5 length penalty" "entropy-guided"; do
   printf '%s\n' "$out" | grep -q "^$method " || fail "compare's table lacks '$method'"
 done

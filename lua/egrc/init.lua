@@ -1,14 +1,14 @@
 -- The egrc module: the C functions of egrc.core, and the Lua library
--- (egrc.rewards, egrc.schedule, egrc.rl, egrc.sft, egrc.eval, egrc.data, egrc.chat, egrc.reasoner,
--- egrc.report, egrc.run), each loaded on first use. Reading a name egrc does not have is
+-- (egrc.rewards, egrc.schedule, egrc.rl, egrc.sft, egrc.eval, egrc.data, egrc.chat, egrc.method,
+-- egrc.reasoner, egrc.report, egrc.run), each loaded on first use. Reading a name egrc does not have is
 -- an error that suggests the closest one, so typos fail where they are.
 local core = require("egrc.core")
 
 local egrc = {}
 for name, value in pairs(core) do egrc[name] = value end
 
-local parts = { chat = true, data = true, eval = true, reasoner = true, report = true, rewards = true, rl = true, run = true,
-                schedule = true, sft = true }
+local parts = { chat = true, data = true, eval = true, method = true, reasoner = true, report = true, rewards = true,
+                rl = true, run = true, schedule = true, sft = true }
 
 local function names()
   local list = {}
