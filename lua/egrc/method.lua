@@ -19,7 +19,7 @@ local method = {}
 method.defaults = {
   stage1 = { temperature = 0.65, budget = 250, r = 0.3, beta = 1.0 },
   switch = { window = 10, eps = 0.002, min_step = 25, max_step = 60 },
-  stage2 = { temperature = 1.0, budget = 250, length_weight = 0.3, filter_zero_variance = true },
+  stage2 = { temperature = 1.0, budget = 250, length_weight = 0.3, filter_zero_variance = true, lr = 0 },
 }
 
 --- Copies the defaults into settings (a recipe's settings table), so
@@ -33,7 +33,7 @@ function method.add_defaults(settings)
 end
 
 --- The stages and schedule options of egrc.rl.train for settings s (with
--- s.stage1, s.switch, s.stage2).
+-- s.stage1, s.switch, s.stage2). A stage's lr of 0 keeps the run's rl.lr.
 function method.train_options(s)
   return {
     budget = s.stage1.budget,
@@ -42,7 +42,8 @@ function method.train_options(s)
         positive_only = true, reward = rewards.exp_length { r = s.stage1.r } },
       { temperature = s.stage2.temperature, budget = s.stage2.budget, advantage = "decomposed",
         length_weight = s.stage2.length_weight, positive_only = false,
-        filter_zero_variance = s.stage2.filter_zero_variance, reward = rewards.decomposed() },
+        filter_zero_variance = s.stage2.filter_zero_variance, reward = rewards.decomposed(),
+        lr = s.stage2.lr > 0 and s.stage2.lr or nil },
     },
     schedule = schedule.entropy_guided { window = s.switch.window, eps = s.switch.eps, min_step = s.switch.min_step,
                                          max_step = s.switch.max_step },

@@ -30,6 +30,12 @@ local function apply_stage(state, stages)
   state.applied_stage = state.stage
 end
 
+-- A stage's own learning rate (constant while it lasts) replaces the
+-- optimizer's schedule; stages without one keep the schedule as it is.
+local function apply_stage_lr(trainer, stage)
+  if stage.lr then trainer:set { lr = stage.lr, min_lr = stage.lr } end
+end
+
 local function new_state(opts, stages)
   local state = { step = 0, steps = opts.steps, stage = 1, weights = {},
                   history = { entropy = {}, length = {}, accuracy = {}, reward = {} } }
@@ -77,7 +83,7 @@ local train_options = { "model", "tokenizer", "trainer", "optim", "data", "steps
 --   model, tokenizer (required); data: a list of items or function(rng) -> item
 --   steps (100), prompts per step (8), group: samples per prompt (8)
 --   stages: list of stage tables ({temperature=, budget=, advantage=, beta=,
---     length_weight=, positive_only=, weights=, reward=}); default one stage
+--     length_weight=, positive_only=, weights=, reward=, lr=}); default one stage
 --   reward: function(sample) -> r [, r_len] (default: a stage's reward, else
 --     run.recipe.reward, else accuracy); schedule: function(state, run)
 --     (default run.recipe.schedule, else none; see egrc.schedule)
@@ -112,11 +118,15 @@ function rl.train(run, opts)
     for key, value in pairs(saved or {}) do state[key] = value end
     state.steps, start = steps, resumed + 1
   end
+  apply_stage_lr(trainer, stages[state.stage])
   run:begin_steps(steps)
   for step = start, steps do
     state.step = step
     core.hook(sched, state, run)
-    if state.stage ~= state.applied_stage then apply_stage(state, stages) end
+    if state.stage ~= state.applied_stage then
+      apply_stage(state, stages)
+      apply_stage_lr(trainer, stages[state.stage])
+    end
 
     local items, prompts = {}, {}
     for i = 1, P do

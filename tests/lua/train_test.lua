@@ -8,7 +8,7 @@ local R = egrc.rewards
 return {
   settings = { tests = "tests/lua", mode = "rl", steps = 4, crash_at = 0, lr = 3e-3 },
 
-  -- stage 2 from step 3 on, with a higher temperature (opts.stages[2])
+  -- stage 2 from step 3 on, with a higher temperature and its own lr (opts.stages[2])
   schedule = function(state, run)
     if state.step >= 3 and state.stage == 1 then state.stage = 2 end
   end,
@@ -49,7 +49,7 @@ return {
       steps = s.steps, prompts = 2, group = 4, budget = 12, optim = { lr = s.lr, steps = 100 },
       stages = {
         { temperature = 0.8, advantage = "grpo", reward = digit_share },
-        { temperature = 1.2, advantage = "decomposed", length_weight = 0.5,
+        { temperature = 1.2, advantage = "decomposed", length_weight = 0.5, lr = 7e-4,
           reward = function(x) return digit_share(x), 1 - x.length / x.budget end },
       },
       grpo = { epochs = 2 }, checkpoint_every = 2,
@@ -67,6 +67,8 @@ return {
     check.eq(rows[1].temperature, 0.8, "stage 1 temperature")
     check.eq(rows[s.steps].stage, 2, "the schedule switched to stage 2")
     check.eq(rows[s.steps].temperature, 1.2, "stage 2 temperature")
+    check.ok(math.abs(rows[1].lr - 7e-4) > 1e-5, "stage 1 follows the optimizer's schedule")
+    check.near(rows[s.steps].lr, 7e-4, 1e-6, "stage 2's own learning rate")
     check.ok(rows[s.steps].eval_accuracy ~= nil, "evaluation at the last step")
     check.eq(state.stage, 2, "final state")
     check.ok(state.entropy_slope ~= nil and #state.history.entropy == s.steps, "entropy history and slope")
