@@ -6,6 +6,9 @@ packages=(
   build-essential cmake pkg-config clang
   libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev
   liblua5.4-dev libffi-dev libomp-dev
+  # The HIP plugin's compiler, runtime and sort (ROCm 5.2; about 66 MB to
+  # download, mostly clang/LLVM 15), so that every build compiles and links it.
+  hipcc libamdhip64-dev librocprim-dev
 )
 if [ "$(id -u)" -ne 0 ]; then
   exec sudo "$0" "$@"

@@ -9,7 +9,10 @@
  * accumulated, so a row's running output lives in DC = ceil(D/WARP)
  * registers per lane (DC <= 8: head sizes up to 8*WARP). Each warp carries
  * ATT_ROWS rows at once so every key element read from shared memory serves
- * several rows.
+ * several rows. A block has up to ATT_MAX_WARPS warps, fewer where the
+ * device's shared memory per block cannot hold their rows (wide heads in
+ * the 64 KiB of an AMD block); a head too wide for even one warp's block is
+ * refused by the glue (egrc_gpu_attention_max_head_dim).
  *
  * Backward (as FlashAttention-2): delta = rowsum(dO * O) first, then dQ in
  * query-row blocks and dK/dV in key-row blocks. Each output element is
@@ -26,12 +29,34 @@ static int head_registers(int D) {
     return dc <= 1 ? 1 : dc <= 2 ? 2 : dc <= 4 ? 4 : 8;
 }
 
-/* Kernels needing more than the default 48 KiB of dynamic shared memory must
- * opt in (large heads); the device's limit is checked by the launch itself. */
-template <typename Kernel>
-static cudaError_t allow_shared(Kernel kernel, size_t bytes) {
-    if (bytes <= 48 * 1024) return cudaSuccess;
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+/* Dynamic shared memory of a block of `warps` warps, per kernel: the block's
+ * own rows (ATT_ROWS per warp) plus the tiles it streams through. */
+enum att_kernel { ATT_FORWARD, ATT_DQ, ATT_DKV };
+
+static size_t att_shared_bytes(enum att_kernel kernel, int warps, int D) {
+    const size_t rows = (size_t)warps * ATT_ROWS, tile = ATT_TILE;
+    switch (kernel) {
+    case ATT_FORWARD: return (rows * D + tile * (D + 1) + tile * D) * sizeof(float);   /* Qs, Ks, Vs */
+    case ATT_DQ: return (2 * rows * D + 2 * tile * (D + 1)) * sizeof(float);           /* Qs, dOs, Ks, Vs */
+    default: return (2 * rows * D + 2 * tile * (D + 1) + 2 * tile) * sizeof(float);    /* Ks, Vs, Qs, dOs, Ls, Ds */
+    }
+}
+
+/* The most warps, up to `warps`, whose block fits the device's shared memory
+ * per block (`shared_limit`): all 8 on NVIDIA GPUs, fewer for wide heads in
+ * the 64 KiB of an AMD block. 0: none fits (the glue checks the head size
+ * against egrc_gpu_attention_max_head_dim first). */
+static int fit_warps(enum att_kernel kernel, int warps, int D, size_t shared_limit) {
+    while (warps > 0 && att_shared_bytes(kernel, warps, D) > shared_limit) warps /= 2;
+    return warps;
+}
+
+int egrc_gpu_attention_max_head_dim(size_t shared_limit) {
+    int D = EGRC_GPU_MAX_HEAD_DIM;
+    while (D > 0 && (fit_warps(ATT_FORWARD, 1, D, shared_limit) == 0 || fit_warps(ATT_DQ, 1, D, shared_limit) == 0 ||
+                     fit_warps(ATT_DKV, 1, D, shared_limit) == 0))
+        D--;
+    return D;
 }
 
 /* ---------------- forward and decode ---------------- */
@@ -170,46 +195,45 @@ __global__ void attention_decode_kernel(act_t *out, const act_t *qkv, const act_
     attend_rows<DC>(a, D, 1.0f / sqrtf((float)D));
 }
 
-static size_t rows_shared_bytes(int block_rows, int D) {
-    return ((size_t)block_rows * D + (size_t)ATT_TILE * (D + 1) + (size_t)ATT_TILE * D) * sizeof(float);
-}
-
 size_t egrc_gpu_attention_lse_bytes(int B, int T, int H) { return (size_t)B * H * T * sizeof(float); }
 
 template <int DC>
-static cudaError_t forward_launch(cudaStream_t stream, act_t *out, float *lse, const act_t *qkv, int B, int T, int H,
-                                  int KV, int D) {
-    const int warps = ATT_MAX_WARPS, block_rows = warps * ATT_ROWS;
-    const size_t shared = rows_shared_bytes(block_rows, D);
-    cudaError_t err = allow_shared(attention_forward_kernel<DC>, shared);
+static cudaError_t forward_launch(cudaStream_t stream, size_t shared_limit, act_t *out, float *lse, const act_t *qkv,
+                                  int B, int T, int H, int KV, int D) {
+    const int warps = fit_warps(ATT_FORWARD, ATT_MAX_WARPS, D, shared_limit), block_rows = warps * ATT_ROWS;
+    if (warps == 0) return cudaErrorInvalidValue;
+    const size_t shared = att_shared_bytes(ATT_FORWARD, warps, D);
+    cudaError_t err = egrc_allow_dynamic_shared(attention_forward_kernel<DC>, shared);
     if (err != cudaSuccess) return err;
     const dim3 grid(ceil_div(T, block_rows), H, B);
     attention_forward_kernel<DC><<<grid, warps * WARP, shared, stream>>>(out, lse, qkv, T, H, KV, D);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, void *out, float *lse, const void *qkv, int B, int T,
-                                       int H, int KV, int D) {
+cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, size_t shared_limit, void *out, float *lse,
+                                       const void *qkv, int B, int T, int H, int KV, int D) {
     if (B <= 0 || T <= 0) return cudaSuccess; /* an empty grid is a launch error */
     act_t *o = (act_t *)out;
     const act_t *x = (const act_t *)qkv;
     switch (head_registers(D)) {
-    case 1: return forward_launch<1>(stream, o, lse, x, B, T, H, KV, D);
-    case 2: return forward_launch<2>(stream, o, lse, x, B, T, H, KV, D);
-    case 4: return forward_launch<4>(stream, o, lse, x, B, T, H, KV, D);
-    default: return forward_launch<8>(stream, o, lse, x, B, T, H, KV, D);
+    case 1: return forward_launch<1>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
+    case 2: return forward_launch<2>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
+    case 4: return forward_launch<4>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
+    default: return forward_launch<8>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
     }
 }
 
 template <int DC>
-static cudaError_t decode_launch(cudaStream_t stream, act_t *out, const act_t *qkv, const act_t *k_cache,
-                                 const act_t *v_cache, const int32_t *slots, const int32_t *lens, int N, int H,
-                                 int KV, int D, int cap) {
+static cudaError_t decode_launch(cudaStream_t stream, size_t shared_limit, act_t *out, const act_t *qkv,
+                                 const act_t *k_cache, const act_t *v_cache, const int32_t *slots,
+                                 const int32_t *lens, int N, int H, int KV, int D, int cap) {
     /* Only as many warps as the group has query heads (GQA groups are small). */
     const int group = H / KV;
-    const int warps = min(ATT_MAX_WARPS, ceil_div(group, ATT_ROWS)), block_rows = warps * ATT_ROWS;
-    const size_t shared = rows_shared_bytes(block_rows, D);
-    cudaError_t err = allow_shared(attention_decode_kernel<DC>, shared);
+    const int warps = fit_warps(ATT_FORWARD, min(ATT_MAX_WARPS, ceil_div(group, ATT_ROWS)), D, shared_limit);
+    if (warps == 0) return cudaErrorInvalidValue;
+    const int block_rows = warps * ATT_ROWS;
+    const size_t shared = att_shared_bytes(ATT_FORWARD, warps, D);
+    cudaError_t err = egrc_allow_dynamic_shared(attention_decode_kernel<DC>, shared);
     if (err != cudaSuccess) return err;
     const dim3 grid(N, KV, ceil_div(group, block_rows));
     attention_decode_kernel<DC>
@@ -217,17 +241,17 @@ static cudaError_t decode_launch(cudaStream_t stream, act_t *out, const act_t *q
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_attention_decode(cudaStream_t stream, void *out, const void *qkv, const void *k_cache,
-                                      const void *v_cache, const int32_t *slots, const int32_t *lens, int N, int H,
-                                      int KV, int D, int cap) {
+cudaError_t egrc_gpu_attention_decode(cudaStream_t stream, size_t shared_limit, void *out, const void *qkv,
+                                      const void *k_cache, const void *v_cache, const int32_t *slots,
+                                      const int32_t *lens, int N, int H, int KV, int D, int cap) {
     if (N <= 0) return cudaSuccess;
     act_t *o = (act_t *)out;
     const act_t *x = (const act_t *)qkv, *k = (const act_t *)k_cache, *v = (const act_t *)v_cache;
     switch (head_registers(D)) {
-    case 1: return decode_launch<1>(stream, o, x, k, v, slots, lens, N, H, KV, D, cap);
-    case 2: return decode_launch<2>(stream, o, x, k, v, slots, lens, N, H, KV, D, cap);
-    case 4: return decode_launch<4>(stream, o, x, k, v, slots, lens, N, H, KV, D, cap);
-    default: return decode_launch<8>(stream, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    case 1: return decode_launch<1>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    case 2: return decode_launch<2>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    case 4: return decode_launch<4>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    default: return decode_launch<8>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
     }
 }
 
@@ -448,35 +472,39 @@ __global__ void attention_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t
 size_t egrc_gpu_attention_backward_scratch(int B, int T, int H) { return (size_t)B * H * T * sizeof(float); }
 
 template <int DC>
-static cudaError_t backward_launch(cudaStream_t stream, float *delta, act_t *dqkv, const act_t *dout,
-                                   const act_t *qkv, const act_t *out, const float *lse, int B, int T, int H, int KV,
-                                   int D) {
-    const int warps = ATT_MAX_WARPS, block_rows = warps * ATT_ROWS;
+static cudaError_t backward_launch(cudaStream_t stream, size_t shared_limit, float *delta, act_t *dqkv,
+                                   const act_t *dout, const act_t *qkv, const act_t *out, const float *lse, int B,
+                                   int T, int H, int KV, int D) {
+    const int warps_dq = fit_warps(ATT_DQ, ATT_MAX_WARPS, D, shared_limit);
+    const int warps_dkv = fit_warps(ATT_DKV, ATT_MAX_WARPS, D, shared_limit);
+    if (warps_dq == 0 || warps_dkv == 0) return cudaErrorInvalidValue;
+    const int warps = ATT_MAX_WARPS;
     const size_t rows = (size_t)B * T * H;
     attention_delta_kernel<act_t><<<(unsigned)((rows + warps - 1) / warps), warps * WARP, 0, stream>>>(
         delta, dout, out, B, T, H, D);
-    const size_t shared_dq = (2 * (size_t)block_rows * D + 2 * (size_t)ATT_TILE * (D + 1)) * sizeof(float);
-    const size_t shared_dkv = shared_dq + 2 * ATT_TILE * sizeof(float);
-    cudaError_t err = allow_shared(attention_dq_kernel<DC>, shared_dq);
-    if (err == cudaSuccess) err = allow_shared(attention_dkv_kernel<DC>, shared_dkv);
+    const size_t shared_dq = att_shared_bytes(ATT_DQ, warps_dq, D);
+    const size_t shared_dkv = att_shared_bytes(ATT_DKV, warps_dkv, D);
+    cudaError_t err = egrc_allow_dynamic_shared(attention_dq_kernel<DC>, shared_dq);
+    if (err == cudaSuccess) err = egrc_allow_dynamic_shared(attention_dkv_kernel<DC>, shared_dkv);
     if (err != cudaSuccess) return err;
-    const dim3 grid(ceil_div(T, block_rows), H, B), grid_kv(ceil_div(T, block_rows), KV, B);
-    attention_dq_kernel<DC><<<grid, warps * WARP, shared_dq, stream>>>(dqkv, dout, qkv, lse, delta, T, H, KV, D);
-    attention_dkv_kernel<DC><<<grid_kv, warps * WARP, shared_dkv, stream>>>(dqkv, dout, qkv, lse, delta, T, H, KV, D);
+    const dim3 grid(ceil_div(T, warps_dq * ATT_ROWS), H, B), grid_kv(ceil_div(T, warps_dkv * ATT_ROWS), KV, B);
+    attention_dq_kernel<DC><<<grid, warps_dq * WARP, shared_dq, stream>>>(dqkv, dout, qkv, lse, delta, T, H, KV, D);
+    attention_dkv_kernel<DC>
+        <<<grid_kv, warps_dkv * WARP, shared_dkv, stream>>>(dqkv, dout, qkv, lse, delta, T, H, KV, D);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, void *scratch, void *dqkv, const void *dout,
-                                        const void *qkv, const void *out, const float *lse, int B, int T, int H,
-                                        int KV, int D) {
+cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, size_t shared_limit, void *scratch, void *dqkv,
+                                        const void *dout, const void *qkv, const void *out, const float *lse, int B,
+                                        int T, int H, int KV, int D) {
     if (B <= 0 || T <= 0) return cudaSuccess;
     float *delta = (float *)scratch;
     act_t *dx = (act_t *)dqkv;
     const act_t *g = (const act_t *)dout, *x = (const act_t *)qkv, *o = (const act_t *)out;
     switch (head_registers(D)) {
-    case 1: return backward_launch<1>(stream, delta, dx, g, x, o, lse, B, T, H, KV, D);
-    case 2: return backward_launch<2>(stream, delta, dx, g, x, o, lse, B, T, H, KV, D);
-    case 4: return backward_launch<4>(stream, delta, dx, g, x, o, lse, B, T, H, KV, D);
-    default: return backward_launch<8>(stream, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    case 1: return backward_launch<1>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    case 2: return backward_launch<2>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    case 4: return backward_launch<4>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    default: return backward_launch<8>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
     }
 }

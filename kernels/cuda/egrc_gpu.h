@@ -1,38 +1,94 @@
-/* Portability between CUDA and HIP for the kernels in kernels/cuda.
+/* Portability between CUDA and HIP for the kernels in kernels/cuda and the
+ * host glue in backends/cuda.
  *
- * The kernels are written in CUDA's spelling. Compiled by hipcc, this header
- * maps the few runtime names they use to HIP's and provides the warp
- * primitives in a form both accept, so one kernel source serves the CUDA
- * plugin and a future HIP plugin (the way llama.cpp's HIP build reuses its
- * CUDA files). Everything that depends on the warp width uses EGRC_WARP_SIZE:
- * 32 on NVIDIA, 64 on AMD (wave64, as on CDNA/Instinct GPUs).
+ * Both are written in CUDA's spelling. Compiled by hipcc (kernels) or with
+ * EGRC_GPU_HIP defined (the C host glue of the HIP plugin), this header maps
+ * the runtime names they use to HIP's, so one source serves the CUDA plugin
+ * and the HIP plugin (the way llama.cpp's HIP build reuses its CUDA files).
+ * A name missing here fails the HIP build, never silently: add it below.
+ *
+ * Warp width. The kernels reduce and shuffle over groups of EGRC_WARP_SIZE =
+ * 32 lanes on every GPU: a whole warp on NVIDIA, a whole wavefront on RDNA
+ * (wave32, e.g. gfx1100), half a wavefront on CDNA (wave64: gfx90a, gfx942).
+ * The shuffles name that width, so a wave64 wavefront runs two independent
+ * 32-lane groups and every result is the same as on a wave32 device. Why
+ * not the native width: launch configurations (threads per block, shared
+ * memory per block, head sizes) then depend on nothing the host cannot know.
+ * hipcc's host pass defines __AMDGCN_WAVEFRONT_SIZE as 64 even when the
+ * device code is compiled for wave32, and one plugin holds code for both;
+ * and 64-key attention tiles would not fit the 64 KiB of shared memory that
+ * an AMD block gets for 128-wide heads. The device pass checks below that
+ * the width divides the wavefront it compiles for.
  *
  * Host C code may include this header too (it then sees only the runtime).
- * A kernel file that sorts defines EGRC_GPU_WANT_SORT first to get CUB (or
- * hipCUB); the others skip its long compile. */
+ * A kernel file that sorts defines EGRC_GPU_WANT_SORT first to get
+ * egrc_radix_sort_pairs (CUB, or rocPRIM, which every ROCm install has, where
+ * hipCUB, its CUB-compatible wrapper, is not packaged for Debian 12); the
+ * others skip its long compile. */
 #ifndef EGRC_GPU_H
 #define EGRC_GPU_H
 
+#define EGRC_WARP_SIZE 32
+
 #if defined(__HIPCC__) || defined(EGRC_GPU_HIP)
 
+#ifdef __HIPCC__
 #include <hip/hip_runtime.h>
+#else
+#include <hip/hip_runtime_api.h>
+#endif
+
+/* The plugin's name, in messages and its ops table. */
+#define EGRC_GPU_NAME "hip"
 
 #define cudaError_t hipError_t
 #define cudaSuccess hipSuccess
-#define cudaStream_t hipStream_t
+#define cudaErrorInvalidValue hipErrorInvalidValue
 #define cudaGetLastError hipGetLastError
-#define cudaFuncSetAttribute hipFuncSetAttribute
-#define cudaFuncAttributeMaxDynamicSharedMemorySize hipFuncAttributeMaxDynamicSharedMemorySize
-
-#define EGRC_WARP_SIZE 64
+#define cudaGetErrorString hipGetErrorString
+#define cudaGetErrorName hipGetErrorName
+#define cudaStream_t hipStream_t
+#define cudaStreamCreateWithFlags hipStreamCreateWithFlags
+#define cudaStreamNonBlocking hipStreamNonBlocking
+#define cudaStreamSynchronize hipStreamSynchronize
+#define cudaStreamDestroy hipStreamDestroy
+#define cudaSetDevice hipSetDevice
+#define cudaDeviceProp hipDeviceProp_t
+#define cudaGetDeviceProperties hipGetDeviceProperties
+#define cudaDeviceGetAttribute hipDeviceGetAttribute
+#define cudaDevAttrMemoryPoolsSupported hipDeviceAttributeMemoryPoolsSupported
+/* AMD has no opt-in beyond a default: a block may use all of this. */
+#define cudaDevAttrMaxSharedMemoryPerBlockOptin hipDeviceAttributeMaxSharedMemoryPerBlock
+#define cudaMalloc hipMalloc
+#define cudaMallocAsync hipMallocAsync
+#define cudaFree hipFree
+#define cudaFreeAsync hipFreeAsync
+#define cudaMemGetInfo hipMemGetInfo
+#define cudaMemcpyAsync hipMemcpyAsync
+#define cudaMemcpyHostToDevice hipMemcpyHostToDevice
+#define cudaMemcpyDeviceToHost hipMemcpyDeviceToHost
+#define cudaMemcpyDeviceToDevice hipMemcpyDeviceToDevice
+#define cudaMemsetAsync hipMemsetAsync
 
 #ifdef __HIPCC__
-/* ROCm's shuffles take no mask: a wavefront always runs in lockstep. */
-#define egrc_shfl(v, lane) __shfl((v), (lane))
-#define egrc_shfl_xor(v, mask) __shfl_xor((v), (mask))
-#ifdef EGRC_GPU_WANT_SORT /* hipCUB mirrors CUB's interface */
-#include <hipcub/hipcub.hpp>
-namespace cub = hipcub;
+#if defined(__HIP_DEVICE_COMPILE__) && __AMDGCN_WAVEFRONT_SIZE % EGRC_WARP_SIZE != 0
+#error "EGRC_WARP_SIZE must divide the wavefront size"
+#endif
+/* ROCm's shuffles take no mask (a wavefront runs in lockstep) but a width:
+ * lanes exchange values within their own 32-lane group. */
+#define egrc_shfl(v, lane) __shfl((v), (lane), EGRC_WARP_SIZE)
+#define egrc_shfl_xor(v, mask) __shfl_xor((v), (mask), EGRC_WARP_SIZE)
+
+/* An AMD block may use all of the device's shared memory (LDS) without
+ * asking; the launch fails if it asks for more. */
+template <typename Kernel>
+static inline hipError_t egrc_allow_dynamic_shared(Kernel, size_t) {
+    return hipSuccess;
+}
+
+#ifdef EGRC_GPU_WANT_SORT
+#include <rocprim/device/device_radix_sort.hpp>
+#define egrc_radix_sort_pairs rocprim::radix_sort_pairs
 #endif
 #endif
 
@@ -40,19 +96,31 @@ namespace cub = hipcub;
 
 #ifdef __CUDACC__
 #include <cuda_runtime.h>
-#ifdef EGRC_GPU_WANT_SORT
-#include <cub/device/device_radix_sort.cuh>
-#endif
 #else
 #include <cuda_runtime_api.h>
 #endif
 
-#define EGRC_WARP_SIZE 32
+#define EGRC_GPU_NAME "cuda"
 
 #ifdef __CUDACC__
 /* Every kernel calls these with the whole warp converged. */
 #define egrc_shfl(v, lane) __shfl_sync(0xffffffffu, (v), (lane))
 #define egrc_shfl_xor(v, mask) __shfl_xor_sync(0xffffffffu, (v), (mask))
+
+/* Beyond 48 KiB of dynamic shared memory a kernel must opt in; the device's
+ * limit is checked by the launch itself. */
+template <typename Kernel>
+static inline cudaError_t egrc_allow_dynamic_shared(Kernel kernel, size_t bytes) {
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+}
+
+#ifdef EGRC_GPU_WANT_SORT
+#include <cub/device/device_radix_sort.cuh>
+/* Same arguments as rocprim::radix_sort_pairs: temp, temp bytes, keys in/out,
+ * values in/out, count, begin bit, end bit, stream. */
+#define egrc_radix_sort_pairs cub::DeviceRadixSort::SortPairs
+#endif
 #endif
 
 #endif

@@ -1,7 +1,7 @@
 /* The GPU kernels' launchers: plain C functions that enqueue kernels on a
- * stream and return cudaGetLastError(), for the host glue of the CUDA (and a
- * future HIP) plugin. They know nothing of egrc_backend; the glue owns the
- * stream, the scratch memory and the error policy.
+ * stream and return cudaGetLastError(), for the host glue of the CUDA and HIP
+ * plugins (backends/cuda). They know nothing of egrc_backend; the glue owns
+ * the stream, the scratch memory and the error policy.
  *
  * Shapes and semantics are those of backends/backend.h, op for op. `void *`
  * is an activation in the kernels' storage type, which is fp32 in this
@@ -45,6 +45,14 @@ size_t egrc_gpu_column_sums_scratch(int N, int C);
 cudaError_t egrc_gpu_norm_backward(cudaStream_t stream, void *scratch, void *dinp, float *dw, float *db,
                                    const void *dout, const void *inp, const void *w, const float *mean,
                                    const float *rstd, int N, int C);
+
+/* Column-major D(m,n) = op(A)(m,k) op(B)(k,n) + beta*D, plus bias(m) on every
+ * column when bias is not NULL; op transposes when trans_* is set (leading
+ * dimensions as in BLAS). fp32 in and out with fp32 accumulation, in a fixed
+ * order (deterministic); any 4-byte alignment of the pointers; beta 0 never
+ * reads D. The linear layers' GEMM where no vendor BLAS is used. */
+cudaError_t egrc_gpu_gemm(cudaStream_t stream, int trans_a, int trans_b, int m, int n, int k, const void *A, int lda,
+                          const void *B, int ldb, void *D, int ldd, float beta, const void *bias);
 /* dbias(OC) += colsum(dout(N,OC)) */
 cudaError_t egrc_gpu_bias_backward(cudaStream_t stream, void *scratch, float *dbias, const void *dout, int N, int OC);
 /* out(N,OC) += bias(OC) on every row, for biases the GEMM epilogue cannot read */
@@ -56,20 +64,25 @@ cudaError_t egrc_gpu_bias_add(cudaStream_t stream, void *out, const void *bias, 
 cudaError_t egrc_gpu_rope(cudaStream_t stream, void *qkv, const int32_t *positions, const float *inv_freq, int N,
                           int H, int KV, int D, float sign);
 
+/* Attention blocks size their shared memory to `shared_limit`, the bytes a
+ * block may have on the device (cudaDevAttrMaxSharedMemoryPerBlockOptin);
+ * the widest head that fits at all is egrc_gpu_attention_max_head_dim (the
+ * launchers fail with cudaErrorInvalidValue beyond it). */
+int egrc_gpu_attention_max_head_dim(size_t shared_limit);
 /* The forward keeps one fp32 log-sum-exp per (sequence, head, row). */
 size_t egrc_gpu_attention_lse_bytes(int B, int T, int H);
-cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, void *out, float *lse, const void *qkv, int B, int T,
-                                       int H, int KV, int D);
+cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, size_t shared_limit, void *out, float *lse,
+                                       const void *qkv, int B, int T, int H, int KV, int D);
 size_t egrc_gpu_attention_backward_scratch(int B, int T, int H);
-cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, void *scratch, void *dqkv, const void *dout,
-                                        const void *qkv, const void *out, const float *lse, int B, int T, int H,
-                                        int KV, int D);
+cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, size_t shared_limit, void *scratch, void *dqkv,
+                                        const void *dout, const void *qkv, const void *out, const float *lse, int B,
+                                        int T, int H, int KV, int D);
 cudaError_t egrc_gpu_kv_cache_write(cudaStream_t stream, void *k_cache, void *v_cache, const void *qkv,
                                     const int32_t *slots, const int32_t *positions, int N, int H, int KV, int D,
                                     int cap);
-cudaError_t egrc_gpu_attention_decode(cudaStream_t stream, void *out, const void *qkv, const void *k_cache,
-                                      const void *v_cache, const int32_t *slots, const int32_t *lens, int N, int H,
-                                      int KV, int D, int cap);
+cudaError_t egrc_gpu_attention_decode(cudaStream_t stream, size_t shared_limit, void *out, const void *qkv,
+                                      const void *k_cache, const void *v_cache, const int32_t *slots,
+                                      const int32_t *lens, int N, int H, int KV, int D, int cap);
 
 cudaError_t egrc_gpu_gelu_forward(cudaStream_t stream, void *out, const void *inp, size_t n);
 cudaError_t egrc_gpu_gelu_backward(cudaStream_t stream, void *dinp, const void *inp, const void *dout, size_t n);

@@ -39,8 +39,9 @@ static size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 static size_t sort_temp_bytes(int N) {
     size_t temp = 0;
-    cub::DeviceRadixSort::SortPairs(nullptr, temp, (const int32_t *)nullptr, (int32_t *)nullptr,
-                                    (const int32_t *)nullptr, (int32_t *)nullptr, N);
+    /* A failed size query leaves temp at 0; the sort itself then fails and says why. */
+    (void)egrc_radix_sort_pairs(nullptr, temp, (const int32_t *)nullptr, (int32_t *)nullptr, (const int32_t *)nullptr,
+                                (int32_t *)nullptr, N);
     return temp;
 }
 
@@ -80,8 +81,8 @@ cudaError_t egrc_gpu_embedding_backward(cudaStream_t stream, void *scratch, floa
     float *tables[2] = {dwte, dwpe};
     for (int t = 0; t < 2; t++) {
         if (!tables[t]) continue;
-        cudaError_t err = cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tables_ids[t], sorted_ids, order,
-                                                          sorted_rows, N, 0, 32, stream);
+        cudaError_t err =
+            egrc_radix_sort_pairs(temp, temp_bytes, tables_ids[t], sorted_ids, order, sorted_rows, N, 0, 32, stream);
         if (err != cudaSuccess) return err;
         embedding_runs_kernel<act_t>
             <<<N, 256, 0, stream>>>(tables[t], (const act_t *)dout, sorted_ids, sorted_rows, N, C);

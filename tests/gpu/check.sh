@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPU checks of the CUDA backend, for a machine with an NVIDIA GPU and driver:
 #   1. configure + build (Release, EGRC_CUDA=ON) egrc, the plugin and the parity test
-#   2. test_backend_parity: every op and the tiny models against the CPU backend
+#   2. test_backend_parity: every op and the tiny models against the CPU backend,
+#      on cuBLASLt GEMMs, then again with EGRC_GPU_GEMM=tiled (the project's
+#      GEMM kernel, which the HIP plugin uses) for every op and model
 #   3. egrc parity --backend cuda on tests/data/tiny-{qwen2,gpt2,llama} (Hugging Face references)
 #   4. egrc bench train  --model gpt2-124M --batch 8 --seq 1024 --steps 10 --backend cuda
 #   5. egrc bench generate --model qwen2-0.5B --batch 64 --prompt-len 64 --new-tokens 256 --backend cuda
@@ -61,7 +63,7 @@ record "device" info "$(head -n 1 "$logs/nvidia-smi.log")" 0
 if [ -x "$build/egrc" ] && [ -f "$build/libegrc-backend-cuda.so" ] && [ -x "$build/test_backend_parity" ]; then
     record "build" skip "reusing $build" 0
 else
-    step configure 180 cmake -B "$build" -S "$root" -DCMAKE_BUILD_TYPE=Release -DEGRC_CUDA=ON \
+    step configure 180 cmake -B "$build" -S "$root" -DCMAKE_BUILD_TYPE=Release -DEGRC_CUDA=ON -DEGRC_HIP=OFF \
         "-DCMAKE_CUDA_ARCHITECTURES=${EGRC_CUDA_ARCHS:-80;90}"
     if [ $rc -ne 0 ]; then
         record "configure" FAIL "see $logs/configure.log (Debian build deps: libcjson-dev libpcre2-dev libutf8proc-dev liblua5.4-dev libffi-dev libopenblas-openmp-dev)" $secs
@@ -83,6 +85,13 @@ case $rc in
 0) record "test_backend_parity" ok "$(tail -n 1 "$logs/backend_parity.log")" $secs ;;
 77) record "test_backend_parity" FAIL "skipped: $(grep '^cuda:' "$logs/backend_parity.log" | head -n 1)" $secs ;;
 *) record "test_backend_parity" FAIL "$(grep -c ' FAIL$' "$logs/backend_parity.log") comparisons failed (rc $rc)" $secs ;;
+esac
+
+step backend_parity_tiled 180 env EGRC_GPU_GEMM=tiled "$build/test_backend_parity"
+case $rc in
+0) record "test_backend_parity, tiled GEMM" ok "$(tail -n 1 "$logs/backend_parity_tiled.log")" $secs ;;
+77) record "test_backend_parity, tiled GEMM" FAIL "skipped: $(grep '^cuda:' "$logs/backend_parity_tiled.log" | head -n 1)" $secs ;;
+*) record "test_backend_parity, tiled GEMM" FAIL "$(grep -c ' FAIL$' "$logs/backend_parity_tiled.log") comparisons failed (rc $rc)" $secs ;;
 esac
 
 for model in tiny-qwen2 tiny-gpt2 tiny-llama; do

@@ -1,0 +1,192 @@
+/* The CUDA plugin's GEMM engine: cuBLASLt, fp32 in and out with fp32
+ * accumulation (CUBLAS_COMPUTE_32F; TF32 only when EGRC_CUDA_TF32=1).
+ * gpu_matmul.c maps the linear layers onto column-major GEMMs; this file
+ * runs them. Results are deterministic: a cached plan fixes the algorithm
+ * per shape and cuBLASLt's reductions are ordered. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublasLt.h>
+
+#include "gpu_backend.h"
+
+/* cuBLASLt's recommended workspace for Hopper; plenty for Ampere. */
+#define LT_WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* cuBLASLt plans (descriptors + chosen algorithm) are cached per GEMM shape:
+ * a model uses a dozen shapes, and picking an algorithm costs far more than
+ * running a small GEMM. */
+#define LT_PLANS 64
+
+typedef struct lt_shape {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, bias;
+    unsigned align_a, align_b, align_c; /* bytes: cuBLASLt picks kernels by pointer alignment */
+} lt_shape;
+
+typedef struct lt_plan {
+    lt_shape shape;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+} lt_plan;
+
+typedef struct lt_state {
+    cublasLtHandle_t lt;
+    void *workspace;
+    size_t workspace_bytes;
+    cublasComputeType_t compute; /* fp32, or TF32 when EGRC_CUDA_TF32=1 */
+    lt_plan plans[LT_PLANS];
+    int n_plans, next_evicted;
+} lt_state;
+
+/* Largest power of two (<= 256) dividing the address: weights live at any
+ * float offset of the one parameter buffer, and cuBLASLt assumes 256-byte
+ * alignment unless told otherwise. */
+static unsigned alignment(const void *ptr) {
+    uintptr_t address = (uintptr_t)ptr;
+    unsigned align = 256;
+    while (align > 1 && address % align) align /= 2;
+    return align;
+}
+
+/* The GEMM epilogue reads the bias with vector loads (observed to need 16
+ * bytes on A100); other biases are added by a separate kernel. */
+#define BIAS_EPILOGUE_ALIGNMENT 16
+
+static void check_lt(cublasStatus_t status, const char *what) {
+    if (status != CUBLAS_STATUS_SUCCESS) gpu_fatal("%s failed: %s", what, cublasLtGetStatusString(status));
+}
+
+static void destroy_plan(lt_plan *plan) {
+    cublasLtMatrixLayoutDestroy(plan->a);
+    cublasLtMatrixLayoutDestroy(plan->b);
+    cublasLtMatrixLayoutDestroy(plan->c);
+    cublasLtMatmulDescDestroy(plan->desc);
+}
+
+static void set_alignment(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t attr, unsigned bytes) {
+    uint32_t value = bytes;
+    check_lt(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value), "cuBLASLt preference");
+}
+
+static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
+    plan->shape = *s;
+    check_lt(cublasLtMatmulDescCreate(&plan->desc, lt->compute, CUDA_R_32F), "cuBLASLt descriptor");
+    const cublasOperation_t op_a = s->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = s->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a),
+             "cuBLASLt descriptor");
+    check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b),
+             "cuBLASLt descriptor");
+    if (s->bias) {
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue),
+                 "cuBLASLt descriptor");
+    }
+    /* Stored shapes (rows x cols, column-major) before the transposes. */
+    check_lt(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_32F, s->trans_a ? s->k : s->m, s->trans_a ? s->m : s->k,
+                                        s->lda),
+             "cuBLASLt layout");
+    check_lt(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_32F, s->trans_b ? s->n : s->k, s->trans_b ? s->k : s->n,
+                                        s->ldb),
+             "cuBLASLt layout");
+    check_lt(cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, s->m, s->n, s->ldc), "cuBLASLt layout");
+
+    cublasLtMatmulPreference_t pref;
+    check_lt(cublasLtMatmulPreferenceCreate(&pref), "cuBLASLt preference");
+    const uint64_t workspace = lt->workspace_bytes;
+    check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                  sizeof workspace),
+             "cuBLASLt preference");
+    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, s->align_a);
+    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, s->align_b);
+    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, s->align_c);
+    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, s->align_c);
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    check_lt(cublasLtMatmulAlgoGetHeuristic(lt->lt, plan->desc, plan->a, plan->b, plan->c, plan->c, pref, 1, &result,
+                                            &found),
+             "cuBLASLt algorithm search");
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (found < 1)
+        gpu_fatal("cuBLASLt has no algorithm for a %d x %d x %d fp32 GEMM (alignments %u/%u/%u bytes)", s->m, s->n,
+                  s->k, s->align_a, s->align_b, s->align_c);
+    plan->algo = result.algo;
+}
+
+static lt_plan *plan_for(lt_state *lt, const lt_shape *shape) {
+    for (int i = 0; i < lt->n_plans; i++)
+        if (memcmp(&lt->plans[i].shape, shape, sizeof *shape) == 0) return &lt->plans[i];
+    lt_plan *plan;
+    if (lt->n_plans < LT_PLANS) {
+        plan = &lt->plans[lt->n_plans++];
+    } else { /* more shapes than a model has: recycle slots in turn */
+        plan = &lt->plans[lt->next_evicted];
+        lt->next_evicted = (lt->next_evicted + 1) % LT_PLANS;
+        destroy_plan(plan);
+    }
+    build_plan(lt, plan, shape);
+    return plan;
+}
+
+static void lt_gemm(gpu_state *st, const gpu_gemm *g) {
+    lt_state *lt = st->blas;
+    const void *bias = g->bias && alignment(g->bias) >= BIAS_EPILOGUE_ALIGNMENT ? g->bias : NULL;
+    lt_shape shape;
+    memset(&shape, 0, sizeof shape); /* the whole struct is the cache key */
+    shape.trans_a = g->trans_a;
+    shape.trans_b = g->trans_b;
+    shape.m = g->m;
+    shape.n = g->n;
+    shape.k = g->k;
+    shape.lda = g->lda;
+    shape.ldb = g->ldb;
+    shape.ldc = g->ldd;
+    shape.bias = bias != NULL;
+    shape.align_a = alignment(g->A);
+    shape.align_b = alignment(g->B);
+    shape.align_c = alignment(g->D);
+    lt_plan *plan = plan_for(lt, &shape);
+    if (bias)
+        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+                 "cuBLASLt bias");
+    const float alpha = 1.0f;
+    check_lt(cublasLtMatmul(lt->lt, plan->desc, &alpha, g->A, plan->a, g->B, plan->b, &g->beta, g->D, plan->c, g->D,
+                            plan->c, &plan->algo, lt->workspace, lt->workspace_bytes, st->stream),
+             "cuBLASLt matmul");
+    /* D(m,n) with ldd == m is the row-major (n,m) matrix bias_add takes. */
+    if (g->bias && !bias) gpu_check(egrc_gpu_bias_add(st->stream, g->D, g->bias, g->n, g->m), "matmul_forward (bias)");
+}
+
+static void lt_release(gpu_state *st) {
+    lt_state *lt = st->blas;
+    if (!lt) return;
+    for (int i = 0; i < lt->n_plans; i++) destroy_plan(&lt->plans[i]);
+    if (lt->lt) cublasLtDestroy(lt->lt);
+    cudaFree(lt->workspace);
+    free(lt);
+    st->blas = NULL;
+}
+
+int gpu_blas_open(gpu_state *st, egrc_error *err) {
+    lt_state *lt = calloc(1, sizeof *lt);
+    if (!lt) return gpu_fail(err, "out of host memory opening the cuda backend");
+    st->blas = lt;
+    st->gemm = lt_gemm;
+    st->gemm_release = lt_release; /* from here on, the caller's cleanup frees lt */
+    lt->workspace_bytes = LT_WORKSPACE_BYTES;
+    cudaError_t status = cudaMalloc(&lt->workspace, lt->workspace_bytes);
+    if (status != cudaSuccess) {
+        cudaGetLastError();
+        return gpu_fail(err, "allocating the cuBLASLt workspace: %s", cudaGetErrorString(status));
+    }
+    cublasStatus_t lt_status = cublasLtCreate(&lt->lt);
+    if (lt_status != CUBLAS_STATUS_SUCCESS)
+        return gpu_fail(err, "cublasLtCreate: %s", cublasLtGetStatusString(lt_status));
+    /* TF32 GEMMs are several times faster but round inputs to 10 mantissa
+     * bits, which breaks the 1e-5 parity with the CPU: opt-in only. */
+    const char *tf32 = getenv("EGRC_CUDA_TF32");
+    lt->compute = tf32 && strcmp(tf32, "1") == 0 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    return 0;
+}

@@ -1,0 +1,111 @@
+/* Internal interface of the GPU backend plugins, libegrc-backend-cuda.so and
+ * libegrc-backend-hip.so. Both are built from this folder's host glue and
+ * the kernels of kernels/cuda, written in CUDA's spelling; the HIP build maps
+ * the runtime names to HIP's through kernels/cuda/egrc_gpu.h (EGRC_GPU_HIP).
+ *
+ * Shared by both plugins:
+ *   gpu_device.c:  devices, the stream, memory, scratch, fatal errors.
+ *   gpu_matmul.c:  linear layers, on the vendor BLAS or the tiled GEMM kernel.
+ *   gpu_ops.c:     every other op (kernels in kernels/cuda) and the ops table.
+ * Per vendor:
+ *   cuda_driver.c, ../hip/hip_driver.c: device_count, which says what is
+ *                  missing when the driver or device is.
+ *   cuda_blas.c:   the cuBLASLt GEMM engine (CUDA only). The HIP plugin has
+ *                  no vendor BLAS yet: rocBLAS/hipBLASLt, where a ROCm install
+ *                  has them, are a follow-up (see ../hip/CMakeLists.txt).
+ *
+ * Activations are fp32 in this version (act_dtype F32, so the compute copy of
+ * the weights is the fp32 master, as on the CPU). bf16 activations are NOT
+ * implemented yet; the kernels are templated on the storage type for it.
+ *
+ * Errors: the contract gives ops no error path, so a failure inside an op (a
+ * kernel fault, an allocation for scratch that cannot be met) prints one line
+ * naming the op and the runtime's error and exits: the GPU context is
+ * unusable after most such errors anyway. Failures in open/alloc are
+ * reported through egrc_error as usual. */
+#ifndef EGRC_GPU_BACKEND_H
+#define EGRC_GPU_BACKEND_H
+
+#include "../../kernels/cuda/egrc_kernels.h"
+#include "../backend.h"
+
+typedef struct gpu_state gpu_state;
+
+/* One GEMM in BLAS terms (column-major; see egrc_gpu_gemm):
+ * D(m,n) = op(A)(m,k) op(B)(k,n) + beta*D (+ bias(m) on every column). */
+typedef struct gpu_gemm {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldd;
+    const void *A, *B, *bias; /* bias may be NULL, and comes only with ldd == m */
+    void *D;
+    float beta;
+} gpu_gemm;
+
+struct gpu_state {
+    cudaStream_t stream;
+    int stream_ordered_alloc; /* cudaMallocAsync is available */
+    /* Shared memory a block may have, which sizes the attention blocks, and
+     * the widest head those fit. */
+    size_t shared_limit;
+    int max_head_dim;
+    /* The GEMM engine (gpu_gemm_open): the vendor BLAS, with its own state
+     * in `blas`, or the tiled kernel. `gemm_release` may be NULL. */
+    void (*gemm)(gpu_state *st, const gpu_gemm *g);
+    void (*gemm_release)(gpu_state *st);
+    void *blas;
+    /* Device scratch for deterministic reductions, grown on demand. */
+    void *scratch;
+    size_t scratch_bytes;
+    /* RoPE inverse frequencies for (rope_theta, rope_dim), computed on the
+     * host with the same libm call as the CPU backend so angles match it bit
+     * for bit; the host copy stays alive as the upload's source. */
+    float *rope_freq;
+    float rope_host[512];
+    float rope_theta;
+    int rope_dim;
+};
+
+static inline gpu_state *gpu_state_of(egrc_backend *be) { return (gpu_state *)be->impl; }
+
+/* Formats into err (if any) and returns -1: the plugin cannot call
+ * egrc_fail, as the core is not exported to plugins. */
+int gpu_fail(egrc_error *err, const char *fmt, ...) EGRC_PRINTF(2, 3);
+/* Prints "egrc: <cuda|hip> backend: <message>" and exits. */
+void gpu_fatal(const char *fmt, ...) EGRC_PRINTF(1, 2) __attribute__((noreturn));
+/* gpu_fatal with the op's name unless err is cudaSuccess. */
+void gpu_check(cudaError_t err, const char *op);
+/* At least `bytes` of device scratch, valid until the next call (stream order
+ * makes reuse by the next op safe). */
+void *gpu_scratch(gpu_state *st, size_t bytes);
+
+/* Devices (per vendor: cuda_driver.c, hip_driver.c). */
+int gpu_device_count(egrc_error *err);
+
+/* Device, memory and stream ops (gpu_device.c). */
+int gpu_device_info(int device, egrc_device_info *info, egrc_error *err);
+egrc_backend *gpu_open(int device, egrc_error *err);
+void gpu_close(egrc_backend *be);
+void *gpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err);
+void gpu_free(egrc_backend *be, void *ptr);
+void gpu_upload(egrc_backend *be, void *dst, const void *src_host, size_t bytes);
+void gpu_download(egrc_backend *be, void *dst_host, const void *src, size_t bytes);
+void gpu_zero(egrc_backend *be, void *ptr, size_t bytes);
+void gpu_synchronize(egrc_backend *be);
+
+/* Linear layers (gpu_matmul.c). gpu_gemm_open picks the engine: the vendor
+ * BLAS where the plugin has one, the tiled kernel otherwise or when the
+ * environment sets EGRC_GPU_GEMM=tiled. */
+int gpu_gemm_open(gpu_state *st, egrc_error *err);
+void gpu_matmul_forward(egrc_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
+                        int OC);
+void gpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
+                         const void *w, int N, int C, int OC);
+
+#ifdef EGRC_GPU_BLAS
+/* The vendor BLAS engine (cuda_blas.c): sets st->gemm, gemm_release and blas. */
+int gpu_blas_open(gpu_state *st, egrc_error *err);
+#endif
+
+/* The ops table (gpu_ops.c). */
+const egrc_backend_ops *gpu_backend_ops(void);
+
+#endif

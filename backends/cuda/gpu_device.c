@@ -1,0 +1,189 @@
+/* GPU devices, the backend's stream, device memory and scratch, for both
+ * plugins (CUDA spelling, mapped to HIP by egrc_gpu.h).
+ *
+ * One open backend = one device, one non-blocking stream and one GEMM engine.
+ * Memory comes from the stream-ordered allocator (cudaMallocAsync/
+ * cudaFreeAsync on the backend's stream) where the device has one, so freeing
+ * a buffer that queued kernels still read is safe without a device-wide
+ * synchronisation; plain cudaMalloc/cudaFree otherwise.
+ *
+ * The device is made current in open(); a process that opens several devices
+ * from one thread would have to make each current before its ops. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_backend.h"
+
+int gpu_fail(egrc_error *err, const char *fmt, ...) {
+    if (err) {
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, args);
+        va_end(args);
+    }
+    return -1;
+}
+
+void gpu_fatal(const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fputs("egrc: " EGRC_GPU_NAME " backend: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputc('\n', stderr);
+    va_end(args);
+    exit(EXIT_FAILURE);
+}
+
+void gpu_check(cudaError_t err, const char *op) {
+    if (err != cudaSuccess) gpu_fatal("%s failed: %s (%s)", op, cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+int gpu_device_info(int device, egrc_device_info *info, egrc_error *err) {
+    struct cudaDeviceProp prop;
+    cudaError_t status = cudaGetDeviceProperties(&prop, device);
+    if (status != cudaSuccess) {
+        cudaGetLastError();
+        return gpu_fail(err, "%s device %d: %s", EGRC_GPU_NAME, device, cudaGetErrorString(status));
+    }
+    memset(info, 0, sizeof *info);
+    snprintf(info->name, sizeof info->name, "%.*s", (int)sizeof info->name - 1, prop.name);
+    info->memory_bytes = prop.totalGlobalMem;
+    info->compute_units = prop.multiProcessorCount;
+    return 0;
+}
+
+static void *device_alloc(gpu_state *st, size_t bytes, cudaError_t *status) {
+    void *ptr = NULL;
+    if (bytes == 0) bytes = 1; /* a distinct, freeable pointer, as from the CPU backend */
+    *status = st->stream_ordered_alloc ? cudaMallocAsync(&ptr, bytes, st->stream) : cudaMalloc(&ptr, bytes);
+    if (*status != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure leaves the context usable */
+        return NULL;
+    }
+    return ptr;
+}
+
+static cudaError_t device_free(gpu_state *st, void *ptr) {
+    if (!ptr) return cudaSuccess;
+    return st->stream_ordered_alloc ? cudaFreeAsync(ptr, st->stream) : cudaFree(ptr);
+}
+
+/* Releases whatever open() managed to create; errors are moot by now. */
+static void release(egrc_backend *be) {
+    gpu_state *st = gpu_state_of(be);
+    if (st) {
+        device_free(st, st->scratch);
+        device_free(st, st->rope_freq);
+        if (st->stream) cudaStreamSynchronize(st->stream);
+        if (st->gemm_release) st->gemm_release(st);
+        if (st->stream) cudaStreamDestroy(st->stream);
+        cudaGetLastError();
+        free(st);
+    }
+    free(be);
+}
+
+egrc_backend *gpu_open(int device, egrc_error *err) {
+    egrc_backend *be = calloc(1, sizeof *be);
+    gpu_state *st = calloc(1, sizeof *st);
+    if (!be || !st) {
+        free(be);
+        free(st);
+        gpu_fail(err, "out of host memory opening the %s backend", EGRC_GPU_NAME);
+        return NULL;
+    }
+    be->impl = st;
+    int shared_limit = 0;
+    const char *step = "cudaSetDevice";
+    cudaError_t status = cudaSetDevice(device);
+    if (status == cudaSuccess) {
+        step = "cudaDeviceGetAttribute";
+        status = cudaDeviceGetAttribute(&st->stream_ordered_alloc, cudaDevAttrMemoryPoolsSupported, device);
+    }
+    if (status == cudaSuccess)
+        status = cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    if (status == cudaSuccess) {
+        step = "cudaStreamCreate";
+        status = cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking);
+    }
+    if (status == cudaSuccess) {
+        step = "allocating the RoPE table";
+        st->rope_freq = device_alloc(st, sizeof st->rope_host, &status);
+    }
+    if (status != cudaSuccess) {
+        gpu_fail(err, "%s: %s", step, cudaGetErrorString(status));
+        cudaGetLastError();
+        release(be);
+        return NULL;
+    }
+    st->shared_limit = (size_t)shared_limit;
+    st->max_head_dim = egrc_gpu_attention_max_head_dim(st->shared_limit);
+    if (gpu_gemm_open(st, err) != 0) {
+        release(be);
+        return NULL;
+    }
+    be->ops = gpu_backend_ops();
+    be->device = device;
+    be->act_dtype = EGRC_DTYPE_F32;
+    return be;
+}
+
+void gpu_close(egrc_backend *be) {
+    if (be) release(be);
+}
+
+void *gpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err) {
+    cudaError_t status;
+    void *ptr = device_alloc(gpu_state_of(be), bytes, &status);
+    if (!ptr) {
+        size_t free_bytes = 0, total_bytes = 0;
+        cudaMemGetInfo(&free_bytes, &total_bytes);
+        cudaGetLastError();
+        const double gib = 1024.0 * 1024.0 * 1024.0;
+        gpu_fail(err, "out of GPU memory allocating %.2f GiB (%.2f GiB free of %.2f GiB): %s", (double)bytes / gib,
+             (double)free_bytes / gib, (double)total_bytes / gib, cudaGetErrorString(status));
+    }
+    return ptr;
+}
+
+void gpu_free(egrc_backend *be, void *ptr) { gpu_check(device_free(gpu_state_of(be), ptr), "free"); }
+
+void *gpu_scratch(gpu_state *st, size_t bytes) {
+    if (bytes <= st->scratch_bytes) return st->scratch;
+    /* Grow with headroom so a sequence of slightly larger requests does not
+     * reallocate each time. The old buffer is freed in stream order, after
+     * the ops that still use it. */
+    size_t grown = bytes + bytes / 4;
+    grown = (grown + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    gpu_check(device_free(st, st->scratch), "free of the old scratch");
+    cudaError_t status;
+    st->scratch = device_alloc(st, grown, &status);
+    if (!st->scratch)
+        gpu_fatal("out of GPU memory for %.1f MiB of scratch: %s", (double)grown / (1 << 20),
+                  cudaGetErrorString(status));
+    st->scratch_bytes = grown;
+    return st->scratch;
+}
+
+void gpu_upload(egrc_backend *be, void *dst, const void *src_host, size_t bytes) {
+    if (!bytes) return;
+    gpu_check(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, gpu_state_of(be)->stream), "upload");
+}
+
+void gpu_download(egrc_backend *be, void *dst_host, const void *src, size_t bytes) {
+    gpu_state *st = gpu_state_of(be);
+    if (bytes) gpu_check(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, st->stream), "download");
+    /* A kernel fault surfaces at the first wait after it: name that. */
+    gpu_check(cudaStreamSynchronize(st->stream), "an op queued before this download");
+}
+
+void gpu_zero(egrc_backend *be, void *ptr, size_t bytes) {
+    if (!bytes) return;
+    gpu_check(cudaMemsetAsync(ptr, 0, bytes, gpu_state_of(be)->stream), "zero");
+}
+
+void gpu_synchronize(egrc_backend *be) {
+    gpu_check(cudaStreamSynchronize(gpu_state_of(be)->stream), "an op queued before this synchronize");
+}

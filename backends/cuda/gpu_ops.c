@@ -1,0 +1,236 @@
+/* The GPU backends' model ops (both plugins): each enqueues the kernels of
+ * kernels/cuda on the backend's stream, hands them scratch where they reduce,
+ * and turns a launch error into a fatal message naming the op. Also the ops
+ * table and the plugin's one exported symbol. */
+#include <math.h>
+
+#include "gpu_backend.h"
+
+static cudaStream_t stream_of(egrc_backend *be) { return gpu_state_of(be)->stream; }
+
+static void gpu_to_act(egrc_backend *be, void *dst, const float *src, size_t n) {
+    /* fp32 activations: a device-to-device copy */
+    if (n) gpu_check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_of(be)), "to_act");
+}
+
+static void gpu_to_f32(egrc_backend *be, float *dst, const void *src, size_t n) {
+    if (n) gpu_check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_of(be)), "to_f32");
+}
+
+static void gpu_embedding_forward(egrc_backend *be, void *out, const int32_t *tokens, const int32_t *positions,
+                                  const void *wte, const void *wpe, int N, int C) {
+    gpu_check(egrc_gpu_embedding_forward(stream_of(be), out, tokens, positions, wte, wpe, N, C), "embedding_forward");
+}
+
+static void gpu_embedding_backward(egrc_backend *be, float *dwte, float *dwpe, const void *dout,
+                                   const int32_t *tokens, const int32_t *positions, int N, int C) {
+    gpu_state *st = gpu_state_of(be);
+    void *scratch = gpu_scratch(st, egrc_gpu_embedding_backward_scratch(N));
+    gpu_check(egrc_gpu_embedding_backward(st->stream, scratch, dwte, dwpe, dout, tokens, positions, N, C),
+              "embedding_backward");
+}
+
+static void gpu_layernorm_forward(egrc_backend *be, void *out, float *mean, float *rstd, const void *inp,
+                                  const void *w, const void *b, int N, int C, float eps) {
+    gpu_check(egrc_gpu_layernorm_forward(stream_of(be), out, mean, rstd, inp, w, b, N, C, eps), "layernorm_forward");
+}
+
+static void gpu_layernorm_backward(egrc_backend *be, void *dinp, float *dw, float *db, const void *dout,
+                                   const void *inp, const void *w, const float *mean, const float *rstd, int N,
+                                   int C) {
+    gpu_state *st = gpu_state_of(be);
+    void *scratch = gpu_scratch(st, egrc_gpu_column_sums_scratch(N, C));
+    gpu_check(egrc_gpu_norm_backward(st->stream, scratch, dinp, dw, db, dout, inp, w, mean, rstd, N, C),
+              "layernorm_backward");
+}
+
+static void gpu_rmsnorm_forward(egrc_backend *be, void *out, float *rstd, const void *inp, const void *w, int N,
+                                int C, float eps) {
+    gpu_check(egrc_gpu_rmsnorm_forward(stream_of(be), out, rstd, inp, w, N, C, eps), "rmsnorm_forward");
+}
+
+static void gpu_rmsnorm_backward(egrc_backend *be, void *dinp, float *dw, const void *dout, const void *inp,
+                                 const void *w, const float *rstd, int N, int C) {
+    gpu_state *st = gpu_state_of(be);
+    void *scratch = gpu_scratch(st, egrc_gpu_column_sums_scratch(N, C));
+    gpu_check(egrc_gpu_norm_backward(st->stream, scratch, dinp, dw, NULL, dout, inp, w, NULL, rstd, N, C),
+              "rmsnorm_backward");
+}
+
+/* The inverse frequencies theta^(-2i/D), computed exactly as the CPU backend
+ * does (fp32 powf of this libm) so that long positions rotate identically;
+ * uploaded only when (theta, D) changes. */
+static const float *rope_frequencies(gpu_state *st, int D, float theta) {
+    if (st->rope_dim == D && st->rope_theta == theta) return st->rope_freq;
+    /* The previous upload may still be reading rope_host. */
+    gpu_check(cudaStreamSynchronize(st->stream), "an op queued before rope");
+    const int half = D / 2;
+    for (int i = 0; i < half; i++) st->rope_host[i] = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+    gpu_check(cudaMemcpyAsync(st->rope_freq, st->rope_host, (size_t)half * sizeof(float), cudaMemcpyHostToDevice,
+                              st->stream),
+              "rope table upload");
+    st->rope_dim = D;
+    st->rope_theta = theta;
+    return st->rope_freq;
+}
+
+static void gpu_rope_forward(egrc_backend *be, void *qkv, const int32_t *positions, int N, int H, int KV, int D,
+                             float theta) {
+    gpu_state *st = gpu_state_of(be);
+    const float *freq = rope_frequencies(st, D, theta);
+    gpu_check(egrc_gpu_rope(st->stream, qkv, positions, freq, N, H, KV, D, 1.0f), "rope_forward");
+}
+
+static void gpu_rope_backward(egrc_backend *be, void *dqkv, const int32_t *positions, int N, int H, int KV, int D,
+                              float theta) {
+    gpu_state *st = gpu_state_of(be);
+    const float *freq = rope_frequencies(st, D, theta);
+    gpu_check(egrc_gpu_rope(st->stream, dqkv, positions, freq, N, H, KV, D, -1.0f), "rope_backward");
+}
+
+static void check_head_dim(const gpu_state *st, int D, const char *op) {
+    if (D > st->max_head_dim)
+        gpu_fatal("%s: head size %d is larger than the %d this version's attention kernels support on this device "
+                  "(%zu KiB of shared memory per block)",
+                  op, D, st->max_head_dim, st->shared_limit / 1024);
+}
+
+static size_t gpu_attention_scratch_bytes(egrc_backend *be, int B, int T, int H) {
+    (void)be;
+    return egrc_gpu_attention_lse_bytes(B, T, H);
+}
+
+static void gpu_attention_forward(egrc_backend *be, void *out, void *scratch, const void *qkv, int B, int T, int H,
+                                  int KV, int D) {
+    gpu_state *st = gpu_state_of(be);
+    check_head_dim(st, D, "attention_forward");
+    gpu_check(egrc_gpu_attention_forward(st->stream, st->shared_limit, out, (float *)scratch, qkv, B, T, H, KV, D),
+              "attention_forward");
+}
+
+static void gpu_attention_backward(egrc_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                                   const void *scratch, int B, int T, int H, int KV, int D) {
+    gpu_state *st = gpu_state_of(be);
+    check_head_dim(st, D, "attention_backward");
+    void *delta = gpu_scratch(st, egrc_gpu_attention_backward_scratch(B, T, H));
+    gpu_check(egrc_gpu_attention_backward(st->stream, st->shared_limit, delta, dqkv, dout, qkv, out,
+                                          (const float *)scratch, B, T, H, KV, D),
+              "attention_backward");
+}
+
+static void gpu_gelu_forward(egrc_backend *be, void *out, const void *inp, size_t n) {
+    gpu_check(egrc_gpu_gelu_forward(stream_of(be), out, inp, n), "gelu_forward");
+}
+
+static void gpu_gelu_backward(egrc_backend *be, void *dinp, const void *inp, const void *dout, size_t n) {
+    gpu_check(egrc_gpu_gelu_backward(stream_of(be), dinp, inp, dout, n), "gelu_backward");
+}
+
+static void gpu_swiglu_forward(egrc_backend *be, void *out, const void *gate_up, int N, int hidden) {
+    gpu_check(egrc_gpu_swiglu_forward(stream_of(be), out, gate_up, N, hidden), "swiglu_forward");
+}
+
+static void gpu_swiglu_backward(egrc_backend *be, void *dgate_up, const void *dout, const void *gate_up, int N,
+                                int hidden) {
+    gpu_check(egrc_gpu_swiglu_backward(stream_of(be), dgate_up, dout, gate_up, N, hidden), "swiglu_backward");
+}
+
+static void gpu_add(egrc_backend *be, void *dst, const void *src, size_t n) {
+    gpu_check(egrc_gpu_add(stream_of(be), dst, src, n), "add");
+}
+
+static void gpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float *entropy, const void *logits,
+                                      const int32_t *targets, int N, int V) {
+    gpu_check(egrc_gpu_cross_entropy_forward(stream_of(be), loss, lse, entropy, logits, targets, N, V),
+              "cross_entropy_forward");
+}
+
+static void gpu_cross_entropy_backward(egrc_backend *be, void *dlogits, const void *logits, const float *lse,
+                                       const float *entropy, const float *dloss, const float *dentropy,
+                                       const int32_t *targets, int N, int V) {
+    gpu_check(egrc_gpu_cross_entropy_backward(stream_of(be), dlogits, logits, lse, entropy, dloss, dentropy, targets,
+                                              N, V),
+              "cross_entropy_backward");
+}
+
+static void gpu_kv_cache_write(egrc_backend *be, void *k_cache, void *v_cache, const void *qkv, const int32_t *slots,
+                               const int32_t *positions, int N, int H, int KV, int D, int cap) {
+    gpu_check(egrc_gpu_kv_cache_write(stream_of(be), k_cache, v_cache, qkv, slots, positions, N, H, KV, D, cap),
+              "kv_cache_write");
+}
+
+static void gpu_attention_decode(egrc_backend *be, void *out, const void *qkv, const void *k_cache,
+                                 const void *v_cache, const int32_t *slots, const int32_t *lens, int N, int H, int KV,
+                                 int D, int cap) {
+    gpu_state *st = gpu_state_of(be);
+    check_head_dim(st, D, "attention_decode");
+    gpu_check(egrc_gpu_attention_decode(st->stream, st->shared_limit, out, qkv, k_cache, v_cache, slots, lens, N, H,
+                                        KV, D, cap),
+              "attention_decode");
+}
+
+static void gpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n) {
+    gpu_state *st = gpu_state_of(be);
+    void *scratch = gpu_scratch(st, egrc_gpu_sum_squares_scratch());
+    gpu_check(egrc_gpu_sum_squares(st->stream, scratch, out, x, n), "sum_squares");
+}
+
+static void gpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale,
+                      float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                      int step) {
+    /* The scalar factors in double, exactly as the CPU backend computes them. */
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
+    const float step_size = (float)(lr / (1.0 - pow(beta1, step)));
+    const float decay = 1.0f - lr * weight_decay;
+    gpu_check(egrc_gpu_adamw(stream_of(be), params, compute_copy, grads, grad_scale, m, v, n, beta1, beta2, eps, decay,
+                             step_size, bc2_sqrt),
+              "adamw");
+}
+
+static const egrc_backend_ops gpu_ops_table = {
+    .abi_version = EGRC_BACKEND_ABI_VERSION,
+    .name = EGRC_GPU_NAME,
+    .device_count = gpu_device_count,
+    .device_info = gpu_device_info,
+    .open = gpu_open,
+    .close = gpu_close,
+    .alloc = gpu_alloc,
+    .free = gpu_free,
+    .upload = gpu_upload,
+    .download = gpu_download,
+    .zero = gpu_zero,
+    .synchronize = gpu_synchronize,
+    .to_act = gpu_to_act,
+    .embedding_forward = gpu_embedding_forward,
+    .embedding_backward = gpu_embedding_backward,
+    .layernorm_forward = gpu_layernorm_forward,
+    .layernorm_backward = gpu_layernorm_backward,
+    .rmsnorm_forward = gpu_rmsnorm_forward,
+    .rmsnorm_backward = gpu_rmsnorm_backward,
+    .matmul_forward = gpu_matmul_forward,
+    .matmul_backward = gpu_matmul_backward,
+    .rope_forward = gpu_rope_forward,
+    .rope_backward = gpu_rope_backward,
+    .attention_scratch_bytes = gpu_attention_scratch_bytes,
+    .attention_forward = gpu_attention_forward,
+    .attention_backward = gpu_attention_backward,
+    .gelu_forward = gpu_gelu_forward,
+    .gelu_backward = gpu_gelu_backward,
+    .swiglu_forward = gpu_swiglu_forward,
+    .swiglu_backward = gpu_swiglu_backward,
+    .add = gpu_add,
+    .cross_entropy_forward = gpu_cross_entropy_forward,
+    .cross_entropy_backward = gpu_cross_entropy_backward,
+    .kv_cache_write = gpu_kv_cache_write,
+    .attention_decode = gpu_attention_decode,
+    .to_f32 = gpu_to_f32,
+    .sum_squares = gpu_sum_squares,
+    .adamw = gpu_adamw,
+};
+
+const egrc_backend_ops *gpu_backend_ops(void) { return &gpu_ops_table; }
+
+/* The plugin's only exported symbol (everything else is hidden). */
+__attribute__((visibility("default"))) const egrc_backend_ops *egrc_backend_entry(void);
+
+const egrc_backend_ops *egrc_backend_entry(void) { return &gpu_ops_table; }
