@@ -75,6 +75,10 @@ enum {
  * repository root, and the special tokens the suite's text uses. */
 #define EGRC_TASK_TOKENIZER_PATH "recipes/data/task_tokenizer.json"
 #define EGRC_TASK_EOS "<|endoftext|>" /* also the padding token */
+/* Changes whenever the traces' text changes, so models trained on older
+ * traces (kept under runs/ by the recipes) are not mistaken for current ones.
+ * 2: every verbose trace opens with "Okay,". */
+#define EGRC_TASK_TRACES_VERSION 2
 #define EGRC_TASK_THINK_OPEN "<think>"
 #define EGRC_TASK_THINK_CLOSE "</think>"
 

@@ -101,8 +101,14 @@ static void put_steps_plain(text *t, const egrc_task_problem *p) {
 }
 
 static void verbose(text *t, const egrc_task_problem *p, egrc_rng *rng) {
-    static const char *const openers[] = {"Okay, let me think about this.", "Let me work through this step by step.",
-                                          "Alright, let me see.", "Hmm, let me think."};
+    /* Every verbose trace opens with "Okay," (as DeepSeek-R1-style models'
+     * thoughts do) before it varies. The first token then carries the whole
+     * verbose share of the SFT mix, so greedy decoding of the base model starts
+     * verbose on every prompt even with a sizeable concise share, whose first
+     * tokens (the first number) are concentrated too. */
+    static const char *const openers[] = {"Okay, let me think about this.",
+                                          "Okay, let me work through this step by step.", "Okay, let me see.",
+                                          "Okay, so let me think."};
     static const char *const first_connectors[] = {"First,", "To start,", "Let me begin."};
     static const char *const connectors[] = {"Then", "Next,", "Now", "So", "And then"};
     static const char *const final_passes[] = {"Hmm, let me verify again:", "Let me go over it once more:",
@@ -113,10 +119,8 @@ static void verbose(text *t, const egrc_task_problem *p, egrc_rng *rng) {
     /* How eager this trace is to re-check: drawn per trace, so lengths
      * spread rather than cluster around one mean. */
     float eager = 0.35f + 0.5f * egrc_rng_uniform(rng);
-    if (chance(rng, 0.9f)) {
-        sentence(t);
-        put(t, "%s", PICK(rng, openers));
-    }
+    sentence(t);
+    put(t, "%s", PICK(rng, openers));
     if (chance(rng, 0.5f)) {
         sentence(t);
         put(t, "Let me reread the question: %s", p->question);

@@ -380,6 +380,8 @@ void egrc_open_tasks(lua_State *L) {
                                        {"tokenizer", tasks_tokenizer},
                                        {NULL, NULL}}));
     set_string(L, "eos", EGRC_TASK_EOS);
+    lua_pushinteger(L, EGRC_TASK_TRACES_VERSION);
+    lua_setfield(L, -2, "traces_version");
     set_string(L, "think_open", EGRC_TASK_THINK_OPEN);
     set_string(L, "think_close", EGRC_TASK_THINK_CLOSE);
     set_int(L, "difficulties", EGRC_TASK_DIFFICULTIES);
