@@ -11,12 +11,9 @@ local R = egrc.rewards
 
 -- The entropy-guided method's settings (stage1, switch, stage2) are the main
 -- job's (lua/egrc/method.lua); the baselines sample at rl.temperature.
-local settings = egrc.method.add_defaults {
-  base = {},
-  eval = { seed = 1, per_cell = 30, max_difficulty = 2, max_new_tokens = 400, batch = 96 },
+local settings = reasoner.add_defaults(egrc.method.add_defaults {
   rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, budget = 250, temperature = 1.0, max_difficulty = 2 },
-}
-for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
+})
 
 -- The three methods as egrc.rl.train options.
 local function methods(s)

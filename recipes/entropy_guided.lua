@@ -19,12 +19,9 @@ local egrc = require("egrc")
 local reasoner = require("egrc.reasoner")
 local report = require("egrc.report")
 
-local settings = egrc.method.add_defaults {
-  base = {},
-  eval = { seed = 1, per_cell = 30, max_difficulty = 2, max_new_tokens = 400, batch = 96 },
+local settings = reasoner.add_defaults(egrc.method.add_defaults {
   rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, max_difficulty = 2 },
-}
-for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
+})
 
 -- One row per family: accuracy and mean tokens before and after.
 local function comparison(base, final)

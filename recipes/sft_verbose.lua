@@ -7,8 +7,7 @@
 local egrc = require("egrc")
 local reasoner = require("egrc.reasoner")
 
-local settings = { base = {}, eval = { seed = 1, per_cell = 30, max_difficulty = 2, max_new_tokens = 400, batch = 96 } }
-for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
+local settings = reasoner.add_defaults {}
 
 return {
   settings = settings,
