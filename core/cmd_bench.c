@@ -160,7 +160,7 @@ static int bench_train(int argc, char **argv) {
     /* Step 0 allocates activations and optimizer state: not timed. */
     for (int s = 0; s <= steps; s++) {
         double start = now_seconds();
-        if (egrc_train_step(m, &opt, s, tokens, tokens + 1, 1, (int)B, (int)T, &loss, NULL, &err)) {
+        if (egrc_train_step(m, &opt, s, tokens, tokens + 1, 1, (int)B, (int)T, 1.0f, &loss, NULL, &err)) {
             code = egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
             break;
         }

@@ -53,15 +53,15 @@ int egrc_model_optimizer_step(egrc_model *m, const egrc_optim_config *cfg, int s
 }
 
 int egrc_train_step(egrc_model *m, const egrc_optim_config *cfg, int step, const int32_t *tokens,
-                    const int32_t *targets, int micro_batches, int B, int T, float *loss, float *grad_norm,
-                    egrc_error *err) {
+                    const int32_t *targets, int micro_batches, int B, int T, float loss_weight, float *loss,
+                    float *grad_norm, egrc_error *err) {
     egrc_model_zero_grad(m);
     double loss_sum = 0.0;
     size_t stride = (size_t)B * T;
     for (int k = 0; k < micro_batches; k++) {
         float micro_loss;
         if (egrc_model_forward(m, tokens + k * stride, targets + k * stride, B, T, &micro_loss, err) ||
-            egrc_model_backward(m, 1.0f / (float)micro_batches, err))
+            egrc_model_backward(m, loss_weight / (float)micro_batches, err))
             return egrc_error_prefix(err, "step %d, micro-batch %d", step, k);
         loss_sum += micro_loss;
     }

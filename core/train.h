@@ -36,9 +36,12 @@ int egrc_model_optimizer_step(egrc_model *m, const egrc_optim_config *cfg, int s
 /* One full training step: zero grads, forward+backward over `micro_batches`
  * micro-batches (each B x T tokens and targets, laid out one after another)
  * with the loss averaged over them, then the optimizer step. *loss receives
- * the mean loss. */
+ * the mean loss. loss_weight multiplies the gradient (not *loss): batches
+ * drawn by length hold very different numbers of targets, and weighting each
+ * by its share of the targets gives every target token the same weight, as
+ * the mean over all of them would. 1 for a plain step. */
 int egrc_train_step(egrc_model *m, const egrc_optim_config *cfg, int step, const int32_t *tokens,
-                    const int32_t *targets, int micro_batches, int B, int T, float *loss, float *grad_norm,
-                    egrc_error *err);
+                    const int32_t *targets, int micro_batches, int B, int T, float loss_weight, float *loss,
+                    float *grad_norm, egrc_error *err);
 
 #endif

@@ -207,12 +207,14 @@ static void build_batch(lua_State *L, int arg, int mask_arg, int32_t **tokens, i
     *T = (int)width;
 }
 
-/* trainer:sft_step(tokens, [mask], [{micro_batches=k}]) -> loss, grad_norm */
+/* trainer:sft_step(tokens, [mask], [{micro_batches=k, loss_weight=w}]) -> loss, grad_norm */
 static int trainer_sft_step(lua_State *L) {
     lua_trainer *t = check_trainer(L, 1);
     egrc_model *m = trainer_model(L, 1);
-    egrc_check_options(L, 4, (const char *const[]){"micro_batches", NULL});
+    egrc_check_options(L, 4, (const char *const[]){"micro_batches", "loss_weight", NULL});
     int k = (int)egrc_opt_integer(L, 4, "micro_batches", 1);
+    float weight = (float)egrc_opt_number(L, 4, "loss_weight", 1.0);
+    if (!(weight >= 0.0f) || weight > 1e6f) return luaL_argerror(L, 4, "loss_weight must be in [0, 1e6]");
     int32_t *tokens, *targets;
     int B, T;
     build_batch(L, 2, 3, &tokens, &targets, &B, &T);
@@ -220,7 +222,7 @@ static int trainer_sft_step(lua_State *L) {
         return luaL_argerror(L, 4, lua_pushfstring(L, "micro_batches %d must divide the %d rows", k, B));
     float loss, norm;
     egrc_error err;
-    if (egrc_train_step(m, &t->optim, t->step, tokens, targets, k, B / k, T, &loss, &norm, &err))
+    if (egrc_train_step(m, &t->optim, t->step, tokens, targets, k, B / k, T, weight, &loss, &norm, &err))
         return egrc_lua_raise(L, &err);
     t->step++;
     lua_pushnumber(L, loss);

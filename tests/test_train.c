@@ -52,7 +52,7 @@ static void test_matches_pytorch_adamw(void) {
         shift_targets(tokens, targets, B, T);
         float loss, norm;
         CHECK_CLOSE(egrc_lr_at(&cfg, s), want_lr[s], 1e-6);
-        CHECK(egrc_train_step(m, &cfg, s, tokens, targets, 1, B, T, &loss, &norm, &err) == 0);
+        CHECK(egrc_train_step(m, &cfg, s, tokens, targets, 1, B, T, 1.0f, &loss, &norm, &err) == 0);
         CHECK_CLOSE(loss, want_loss[s], 1e-4);
         CHECK_CLOSE(norm, want_norm[s], 1e-4);
     }
@@ -132,6 +132,29 @@ static int count_files(const char *dir) {
     return n;
 }
 
+/* loss_weight scales the gradient, not the reported loss: the same batch at
+ * weight 0.25 gives the same loss and a gradient norm a quarter as large. */
+static void test_loss_weight(void) {
+    egrc_error err;
+    enum { B = 2, T = 8 };
+    egrc_optim_config cfg = {1e-3f, 1e-4f, 0, 4, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f};
+    int32_t tokens[B * T], targets[B * T];
+    egrc_rng rng;
+    egrc_rng_seed(&rng, 7);
+    random_batch(&rng, tokens, targets, B, T);
+    egrc_model *a = test_load_fixture(be, "tiny-qwen2"), *b = test_load_fixture(be, "tiny-qwen2");
+    if (a && b) {
+        float loss_a, loss_b, norm_a, norm_b;
+        CHECK(egrc_train_step(a, &cfg, 0, tokens, targets, 1, B, T, 1.0f, &loss_a, &norm_a, &err) == 0);
+        CHECK(egrc_train_step(b, &cfg, 0, tokens, targets, 1, B, T, 0.25f, &loss_b, &norm_b, &err) == 0);
+        CHECK_CLOSE(loss_b, loss_a, 1e-7);
+        CHECK_CLOSE(norm_b, 0.25f * norm_a, 1e-6);
+        CHECK(norm_a > 0.0f);
+    }
+    egrc_model_free(a);
+    egrc_model_free(b);
+}
+
 /* Train 6 steps straight; train 3, checkpoint, reload into a fresh model and
  * train 3 more: the weights and losses must be identical to the bit. */
 static void test_resume_is_bit_identical(void) {
@@ -147,7 +170,7 @@ static void test_resume_is_bit_identical(void) {
     egrc_rng_seed(&rng, 99);
     for (int s = 0; s < STEPS; s++) {
         random_batch(&rng, tokens, targets, B, T);
-        CHECK(egrc_train_step(a, &cfg, s, tokens, targets, 1, B, T, &straight_loss[s], NULL, &err) == 0);
+        CHECK(egrc_train_step(a, &cfg, s, tokens, targets, 1, B, T, 1.0f, &straight_loss[s], NULL, &err) == 0);
     }
 
     char dir[] = "/tmp/egrc_test_ckpt_XXXXXX";
@@ -158,7 +181,7 @@ static void test_resume_is_bit_identical(void) {
     egrc_rng_seed(&rng, 99);
     for (int s = 0; s < SPLIT; s++) {
         random_batch(&rng, tokens, targets, B, T);
-        CHECK(egrc_train_step(b, &cfg, s, tokens, targets, 1, B, T, &resumed_loss[s], NULL, &err) == 0);
+        CHECK(egrc_train_step(b, &cfg, s, tokens, targets, 1, B, T, 1.0f, &resumed_loss[s], NULL, &err) == 0);
     }
     CHECK_MSG(egrc_checkpoint_save(path, b, SPLIT, &rng, &err) == 0, "%s", err.msg);
     CHECK_MSG(count_files(dir) == 1, "the atomic write left %d files", count_files(dir));
@@ -171,7 +194,7 @@ static void test_resume_is_bit_identical(void) {
     CHECK(step == SPLIT);
     for (int s = step; s < STEPS; s++) {
         random_batch(&restored, tokens, targets, B, T);
-        CHECK(egrc_train_step(c, &cfg, s, tokens, targets, 1, B, T, &resumed_loss[s], NULL, &err) == 0);
+        CHECK(egrc_train_step(c, &cfg, s, tokens, targets, 1, B, T, 1.0f, &resumed_loss[s], NULL, &err) == 0);
     }
     CHECK(memcmp(straight_loss, resumed_loss, sizeof straight_loss) == 0);
     float *pa = malloc(a->n_params * sizeof(float)), *pc = malloc(c->n_params * sizeof(float));
@@ -234,6 +257,7 @@ int main(void) {
     test_schedule();
     test_matches_pytorch_adamw();
     test_gradient_accumulation();
+    test_loss_weight();
     test_resume_is_bit_identical();
     test_hf_round_trip("tiny-gpt2");
     test_hf_round_trip("tiny-qwen2");

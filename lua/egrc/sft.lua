@@ -31,21 +31,32 @@ local train_options = { "model", "tokenizer", "trainer", "optim", "data", "steps
 -- them into batches (in random order), so each batch pads to a similar
 -- length: with traces of very different lengths this cuts the padding the
 -- forward pass computes for nothing from ~20% of tokens to a few percent.
+-- Each batch's loss is a mean over its own targets, so a batch of short
+-- examples would give each of its tokens several times the weight of a
+-- token in a batch of long ones (and a model would learn short answers as
+-- more likely than they are): each batch is weighted by its share of the
+-- bucket's targets, which gives every target token the same weight.
 local function bucketed_batches(next_item, rng, tok, eos, max_len, template, batch, bucket)
   local pool = {}
   for i = 1, batch * bucket do
     local ids, mask = sft.encode(tok, next_item(rng), eos, max_len, template)
-    pool[i] = { ids = ids, mask = mask }
+    local targets = 0
+    for t = 2, #mask do targets = targets + mask[t] end
+    pool[i] = { ids = ids, mask = mask, targets = targets }
   end
   table.sort(pool, function(a, b) return #a.ids < #b.ids end)
-  local batches = {}
+  local batches, all_targets = {}, 0
   for b = 1, bucket do
-    local rows, masks = {}, {}
+    local rows, masks, targets = {}, {}, 0
     for i = 1, batch do
       local e = pool[(b - 1) * batch + i]
-      rows[i], masks[i] = e.ids, e.mask
+      rows[i], masks[i], targets = e.ids, e.mask, targets + e.targets
     end
-    batches[b] = { rows = rows, masks = masks }
+    batches[b] = { rows = rows, masks = masks, targets = targets }
+    all_targets = all_targets + targets
+  end
+  for b = 1, bucket do
+    batches[b].loss_weight = all_targets > 0 and batches[b].targets * bucket / all_targets or 1
   end
   for i = bucket, 2, -1 do
     local j = rng:integer(1, i)
@@ -87,7 +98,8 @@ function sft.train(run, opts)
     local next_batch = table.remove(pending)
     local rows, masks, tokens = next_batch.rows, next_batch.masks, 0
     for b = 1, batch do tokens = tokens + #rows[b] end
-    local loss, grad_norm = trainer:sft_step(rows, masks, { micro_batches = opts.micro_batches })
+    local loss, grad_norm = trainer:sft_step(rows, masks, { micro_batches = opts.micro_batches,
+                                                            loss_weight = next_batch.loss_weight })
     local m = { step = step, loss = loss, grad_norm = grad_norm, lr = trainer:lr(), tokens = tokens }
     local e = opts.eval
     if e and ((e.every and step % e.every == 0) or step == steps) then
