@@ -161,7 +161,11 @@ static void carve_all(egrc_model *m, carver *cv, int B, int T) {
     m->lnf = carve(cv, N * C * a);
     m->lnf_mean = carve(cv, N * f);
     m->lnf_rstd = carve(cv, N * f);
-    m->logits = carve(cv, N * (size_t)c->vocab_size * (a > f ? a : f));
+    /* The logits in act_dtype; where that is narrower than fp32, followed by
+     * room to convert them to fp32 a chunk at a time for download (model_pass.c,
+     * download_logits_f32): the logits' bytes in fp32 plus one float. */
+    const size_t logits = N * (size_t)c->vocab_size;
+    m->logits = carve(cv, logits * a + (a < f ? logits * (f - a) + f : 0));
     m->losses = carve(cv, N * f);
     m->lse = carve(cv, N * f);
     m->entropy = carve(cv, N * f);

@@ -150,9 +150,33 @@ int egrc_model_backward_weighted(egrc_model *m, const float *dloss, const float 
     return 0;
 }
 
+/* Downloads logits [first, first + n) of the last forward as fp32. fp32
+ * logits download as they are. Narrower ones (bf16) are converted by to_f32
+ * into the room carve_all (model.c) leaves after them, one chunk at a time,
+ * and each chunk downloaded; the logits themselves stay intact, since
+ * backward still reads them. That room starts at the first 4-byte boundary
+ * past the logits and holds at least one float. */
+static void download_logits_f32(egrc_model *m, float *host, size_t first, size_t n) {
+    egrc_backend *be = m->be;
+    const size_t a = egrc_dtype_size(be->act_dtype), f = sizeof(float);
+    char *logits = m->logits;
+    if (a == f) {
+        be->ops->download(be, host, logits + first * f, n * f);
+        return;
+    }
+    const size_t count = (size_t)m->act_B * m->act_T * m->cfg.vocab_size;
+    const size_t room = (count * a + f - 1) / f * f, room_end = count * f + f;
+    const size_t chunk = (room_end - room) / f;
+    float *staging = (float *)(logits + room);
+    for (size_t done = 0; done < n; done += chunk) {
+        const size_t part = n - done < chunk ? n - done : chunk;
+        be->ops->to_f32(be, staging, logits + (first + done) * a, part);
+        be->ops->download(be, host + done, staging, part * f);
+    }
+}
+
 void egrc_model_download_logits(egrc_model *m, float *host) {
-    size_t n = (size_t)m->last_B * m->last_T * m->cfg.vocab_size;
-    m->be->ops->download(m->be, host, m->logits, n * sizeof(float));
+    download_logits_f32(m, host, 0, (size_t)m->last_B * m->last_T * m->cfg.vocab_size);
 }
 
 void egrc_model_download_losses(egrc_model *m, float *host) {
@@ -174,8 +198,7 @@ int egrc_model_greedy(egrc_model *m, int32_t *tokens, int prompt_len, int n_new,
             free(row);
             return -1;
         }
-        const char *last = (const char *)m->logits + (size_t)(len - 1) * V * sizeof(float);
-        m->be->ops->download(m->be, row, last, (size_t)V * sizeof(float));
+        download_logits_f32(m, row, (size_t)(len - 1) * V, (size_t)V);
         int best = 0;
         for (int v = 1; v < V; v++)
             if (row[v] > row[best]) best = v;

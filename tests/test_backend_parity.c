@@ -7,6 +7,16 @@
  * GQA groups, misaligned weight and bias pointers, repeated token ids,
  * ignored targets, padding rows.
  *
+ * Each GPU plugin runs twice: with fp32 activations (EGRC_GPU_DTYPE=fp32,
+ * which must match the CPU to 1e-5) and with bf16 activations (the GPU
+ * default). In bf16 the ops' activation inputs are rounded to bf16 on the
+ * host for both sides, so each op sees the same values: its fp32 outputs
+ * (weight gradients, norm statistics, losses, entropies) must still match
+ * to 1e-5, and its bf16 outputs, rounded once, to 1e-2. Whole models
+ * compare bf16 on the GPU against fp32 on the CPU, at the whole-model bf16
+ * tolerances below. The conversion to bf16 must round to nearest even, bit
+ * for bit. With EGRC_GPU_DTYPE set by the caller only that mode runs.
+ *
  * The CUDA plugin's GEMMs run on cuBLASLt; its linear layers and models run
  * a second time on the tiled GEMM kernel (EGRC_GPU_GEMM=tiled), which is the
  * HIP plugin's. With EGRC_GPU_GEMM set by the caller, every backend uses
@@ -29,12 +39,40 @@
 /* Gradients of whole models, per tensor: as `egrc parity`, since a small
  * tensor's gradient (a bias, a norm weight) sums many terms that cancel. */
 #define GRAD_TOLERANCE 1e-4
+/* bf16 keeps 8 significant bits: a value rounded once is off by at most
+ * 2^-9 of itself. The tolerance of an op's bf16 outputs. */
+#define BF16_TOLERANCE 1e-2
+/* Whole models in bf16 against fp32 on the CPU, from the same fp32 masters:
+ * every weight compute copy and activation on the way is rounded, so the
+ * outputs drift further than one op's. A CPU emulation of bf16 storage
+ * (each op in fp32, one round-to-nearest-even store) measured over 10
+ * random batches: tiny-qwen2 and tiny-gpt2 logits within 8e-3, gradients
+ * 1.3e-2, losses and entropies 6e-5; tiny-llama, initialised with std 0.2
+ * (10x the usual), whose sharper attention amplifies rounding: logits 4e-2,
+ * gradients 8e-2, loss and entropies 7e-3. The tolerances leave 2-3x room,
+ * tiny-llama's scaled by BF16_SHARP_MODEL; losses and entropies get
+ * BF16_TOLERANCE. */
+#define BF16_MODEL_TOLERANCE 2e-2
+#define BF16_MODEL_GRAD_TOLERANCE 4e-2
+#define BF16_SHARP_MODEL 5.0
 
 static egrc_backend *side[2]; /* [0] the CPU reference, [1] the backend under test */
-static const char *label;     /* the backend under test in the report ("cuda", "cuda+tiled") */
+static const char *label;     /* the backend under test in the report ("cuda/fp32", "cuda+tiled/bf16") */
 static egrc_rng rng;
-/* Non-fp32 activations (bf16) keep 8 mantissa bits: compare them loosely. */
+/* bf16 activations on side[1]: round activation inputs, compare loosely. */
+static int bf16;
 static double act_tolerance_scale;
+
+/* x rounded to the nearest bf16, ties to even (what the GPU stores). */
+static float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf, NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 /* A buffer of n elements on both backends. Activation buffers (act) live in
  * each backend's act_dtype; the others are fp32 or int32. `offset` elements
@@ -59,12 +97,17 @@ static void *device_alloc(int s, size_t bytes) {
     return p;
 }
 
-/* Copies host fp32 values into t (converting activations to act_dtype). */
-static void put(const twin *t, const float *host) {
+/* Copies host fp32 values into t (converting activations to act_dtype).
+ * Activations are rounded to bf16 first when side[1] stores bf16, so that
+ * both sides hold the same values. */
+static void put(const twin *t, const float *values) {
+    float *host = malloc(t->n * sizeof(float));
+    for (size_t i = 0; i < t->n; i++) host[i] = t->act && bf16 ? bf16_round(values[i]) : values[i];
     for (int s = 0; s < 2; s++) {
         egrc_backend *be = side[s];
         if (!t->act) {
             be->ops->upload(be, ptr(t, s), host, t->n * 4);
+            be->ops->synchronize(be);
             continue;
         }
         float *staging = device_alloc(s, t->n * sizeof(float));
@@ -73,6 +116,7 @@ static void put(const twin *t, const float *host) {
         be->ops->synchronize(be);
         be->ops->free(be, staging);
     }
+    free(host);
 }
 
 static twin make(size_t n, size_t offset, int act) {
@@ -128,7 +172,7 @@ static void compare_host(const char *what, const float *got, const float *want, 
     }
     double rel = max_ref > 0.0 ? max_err / max_ref : max_err;
     int ok = rel <= tolerance;
-    printf("%-10s %-52s %10.2e %8.0e  %s\n", label, what, rel, tolerance, ok ? "ok" : "FAIL");
+    printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, rel, tolerance, ok ? "ok" : "FAIL");
     CHECK_MSG(ok, "%s: %s: max rel err %.3g > %.1g", label, what, rel, tolerance);
 }
 
@@ -199,11 +243,13 @@ static void test_norms(int N, int C) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) release(all[i]);
 }
 
-/* w_offset/bias_offset in floats: 1 gives 4-byte alignment (the GEMM must
- * not assume more; the bias goes through a separate kernel), 4 gives 16. */
+/* w_offset in elements: 1 gives 4-byte alignment in fp32, 2 bytes in bf16
+ * (the GEMM must not assume more). The bias sits 16 bytes past an aligned
+ * address (cuBLASLt's epilogue reads it) or one element (a separate kernel
+ * adds it). */
 static void test_matmul(int N, int C, int OC, size_t w_offset, int bias_mode) {
     twin inp = acts((size_t)N * C, 1), w = random_twin((size_t)OC * C, w_offset, 1, 1.0f, 0.0f);
-    twin bias = random_twin(OC, bias_mode == 2 ? 1 : 4, 1, 1.0f, 0.0f);
+    twin bias = random_twin(OC, bias_mode == 2 ? 1 : 16 / elem_size(1, 1), 1, 1.0f, 0.0f);
     twin out = acts((size_t)N * OC, 1), dout = acts((size_t)N * OC, 1), dinp = acts((size_t)N * C, 1);
     twin dw = random_twin((size_t)OC * C, w_offset, 0, 1.0f, 0.0f), dbias = floats(OC, 1);
     char what[96];
@@ -354,10 +400,15 @@ static void test_optimizer(void) {
     compare("adamw m", &m, OP_TOLERANCE);
     compare("adamw v", &v, OP_TOLERANCE);
     /* The CPU backend skips the compute copy (its activations are fp32, so
-     * the copy is the master); the contract wants p there in act_dtype. */
-    float *want = fetch(&params, 0), *got = fetch(&copy, 1);
-    compare_host("adamw compute copy", got, want, PARAMS, OP_TOLERANCE * act_tolerance_scale);
+     * the copy is the master); the contract wants p there in act_dtype:
+     * exactly this backend's own master, rounded to nearest even in bf16,
+     * which is within one rounding (2^-9 < 4e-3) of the CPU's. */
+    float *want = fetch(&params, 0), *master = fetch(&params, 1), *got = fetch(&copy, 1);
+    compare_host("adamw compute copy", got, want, PARAMS, bf16 ? 4e-3 : OP_TOLERANCE);
+    for (size_t i = 0; i < PARAMS; i++) master[i] = bf16 ? bf16_round(master[i]) : master[i];
+    compare_host("adamw compute copy = own master, rounded", got, master, PARAMS, 0.0);
     free(want);
+    free(master);
     free(got);
     twin round_trip = make(PARAMS, 0, 0);
     for (int s = 0; s < 2; s++) {
@@ -365,9 +416,61 @@ static void test_optimizer(void) {
         side[s]->ops->to_f32(side[s], ptr(&round_trip, s), ptr(&copy, s), PARAMS);
     }
     /* exact in fp32; one rounding to 8 mantissa bits in bf16 */
-    compare("to_act + to_f32", &round_trip, side[1]->act_dtype == EGRC_DTYPE_F32 ? 0.0 : 4e-3);
+    compare("to_act + to_f32", &round_trip, bf16 ? 4e-3 : 0.0);
     twin *all[] = {&x, &sum, &params, &grads, &m, &v, &copy, &round_trip};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) release(all[i]);
+}
+
+/* to_act then to_f32 on side[1] must give exactly bf16_round(x) in bf16 (x
+ * itself in fp32) for every x: ties, the largest finite values (which round
+ * up to infinity), subnormals, signed zeros, infinities and NaNs (which
+ * stay NaN), then random bit patterns. */
+static void test_conversion(void) {
+    enum { COUNT = 1 << 16 };
+    static const uint32_t edge[] = {
+        0x00000000u, 0x80000000u, 0x3f800000u, 0xbf800000u, /* +-0, +-1 */
+        0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f807fffu, /* a tie to even down, a tie up, just above, below */
+        0xbf808000u, 0xbf818000u,                           /* negative ties */
+        0x7f7fffffu, 0x7f7f7fffu, 0x7f7f8000u, 0xff7fffffu, /* FLT_MAX rounds to inf; below it; the tie to inf */
+        0x00000001u, 0x00008000u, 0x00018000u, 0x007fffffu, /* subnormals, ties among them, the largest */
+        0x807fffffu, 0x00800000u, 0x7f800000u, 0xff800000u, /* -subnormal, FLT_MIN, +-inf */
+        0x7fc00000u, 0xffc00000u, 0x7f800001u, 0x7fbfffffu, /* quiet NaNs, signalling NaNs (low bits only) */
+    };
+    const size_t n_edge = sizeof edge / sizeof *edge;
+    uint32_t *bits = malloc(COUNT * sizeof *bits);
+    float *host = malloc(COUNT * sizeof(float)), *back = malloc(COUNT * sizeof(float));
+    for (size_t i = 0; i < COUNT; i++)
+        bits[i] =
+            i < n_edge ? edge[i] : (uint32_t)egrc_rng_below(&rng, 1u << 16) << 16 | egrc_rng_below(&rng, 1u << 16);
+    memcpy(host, bits, COUNT * sizeof(float));
+    egrc_backend *be = side[1];
+    float *staging = device_alloc(1, COUNT * sizeof(float));
+    void *act = device_alloc(1, COUNT * egrc_dtype_size(be->act_dtype));
+    be->ops->upload(be, staging, host, COUNT * sizeof(float));
+    be->ops->to_act(be, act, staging, COUNT);
+    be->ops->zero(be, staging, COUNT * sizeof(float));
+    be->ops->to_f32(be, staging, act, COUNT);
+    be->ops->download(be, back, staging, COUNT * sizeof(float));
+    be->ops->free(be, staging);
+    be->ops->free(be, act);
+    size_t wrong = 0;
+    for (size_t i = 0; i < COUNT; i++) {
+        const float want = bf16 ? bf16_round(host[i]) : host[i];
+        uint32_t got_bits, want_bits;
+        memcpy(&got_bits, &back[i], sizeof got_bits);
+        memcpy(&want_bits, &want, sizeof want_bits);
+        const int ok = isnan(want) ? isnan(back[i]) : got_bits == want_bits;
+        if (!ok && wrong++ < 5)
+            fprintf(stderr, "%s: to_act + to_f32 of %08x gave %08x, expected %08x\n", label, bits[i], got_bits,
+                    want_bits);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "to_act + to_f32 bit-exact (%d values, %zu wrong)", COUNT, wrong);
+    printf("%-16s %-52s %10s %8s  %s\n", label, what, "", "exact", wrong ? "FAIL" : "ok");
+    CHECK_MSG(wrong == 0, "%s: %zu values converted wrongly", label, wrong);
+    free(bits);
+    free(host);
+    free(back);
 }
 
 /* ---------------- whole models ---------------- */
@@ -400,14 +503,19 @@ static void compare_models(const char *name) {
         grads[s] = malloc(m[s]->n_params * sizeof(float));
         side[s]->ops->download(side[s], grads[s], m[s]->grads, m[s]->n_params * sizeof(float));
     }
+    /* bf16 on the GPU against fp32 on the CPU, from the same fp32 masters. */
+    const double sharp = strcmp(name, "tiny-llama") == 0 ? BF16_SHARP_MODEL : 1.0;
+    const double stat_tolerance = bf16 ? sharp * BF16_TOLERANCE : OP_TOLERANCE;
+    const double logit_tolerance = bf16 ? sharp * BF16_MODEL_TOLERANCE : OP_TOLERANCE;
+    const double grad_tolerance = bf16 ? sharp * BF16_MODEL_GRAD_TOLERANCE : GRAD_TOLERANCE;
     snprintf(what, sizeof what, "%s loss", name);
-    compare_host(what, &loss[1], &loss[0], 1, OP_TOLERANCE);
+    compare_host(what, &loss[1], &loss[0], 1, stat_tolerance);
     snprintf(what, sizeof what, "%s logits", name);
-    compare_host(what, logits[1], logits[0], (size_t)N * V, OP_TOLERANCE);
+    compare_host(what, logits[1], logits[0], (size_t)N * V, logit_tolerance);
     for (int i = 0; i < m[0]->n_tensors; i++) {
         const egrc_param_tensor *t = &m[0]->tensors[i];
         snprintf(what, sizeof what, "%s grad %s", name, t->name);
-        compare_host(what, grads[1] + t->offset, grads[0] + t->offset, (size_t)t->rows * t->cols, GRAD_TOLERANCE);
+        compare_host(what, grads[1] + t->offset, grads[0] + t->offset, (size_t)t->rows * t->cols, grad_tolerance);
     }
 
     /* KV-cache decoding: prefill two prompts, then steps fed the CPU's argmax. */
@@ -422,9 +530,9 @@ static void compare_models(const char *name) {
     }
     for (int step = 0; d[0] && d[1] && step <= STEPS; step++) {
         snprintf(what, sizeof what, "%s decode step %d logits", name, step);
-        compare_host(what, egrc_decoder_logits(d[1]), egrc_decoder_logits(d[0]), 2 * (size_t)V, OP_TOLERANCE);
+        compare_host(what, egrc_decoder_logits(d[1]), egrc_decoder_logits(d[0]), 2 * (size_t)V, logit_tolerance);
         snprintf(what, sizeof what, "%s decode step %d entropy", name, step);
-        compare_host(what, egrc_decoder_entropy(d[1]), egrc_decoder_entropy(d[0]), 2, OP_TOLERANCE);
+        compare_host(what, egrc_decoder_entropy(d[1]), egrc_decoder_entropy(d[0]), 2, stat_tolerance);
         if (step == STEPS) break;
         int32_t next[2];
         const int slots[2] = {0, 1};
@@ -470,6 +578,7 @@ static void run_tiled_gemm(void) {
 }
 
 static void run_all(void) {
+    test_conversion();
     test_embedding();
     test_norms(37, 96);
     test_norms(5, 1000);
@@ -506,11 +615,31 @@ static int run_backend(const char *name, const char *report_as, void (*tests)(vo
     if (side[1]->ops->device_info(0, &info, &err)) snprintf(info.name, sizeof info.name, "?");
     printf("%s: device 0: %s, act_dtype %s\n", report_as, info.name, egrc_dtype_name(side[1]->act_dtype));
     label = report_as;
-    act_tolerance_scale = side[1]->act_dtype == EGRC_DTYPE_F32 ? 1.0 : 1000.0;
+    bf16 = side[1]->act_dtype == EGRC_DTYPE_BF16;
+    CHECK_MSG(bf16 || side[1]->act_dtype == EGRC_DTYPE_F32, "%s: act_dtype %s is neither F32 nor BF16", report_as,
+              egrc_dtype_name(side[1]->act_dtype));
+    act_tolerance_scale = bf16 ? BF16_TOLERANCE / OP_TOLERANCE : 1.0;
     egrc_rng_seed(&rng, 1234);
     tests();
     egrc_backend_close(side[1]);
     return 1;
+}
+
+/* Runs backend `name` in activation mode `dtype` (EGRC_GPU_DTYPE): every
+ * test, then, on CUDA unless the caller chose a GEMM engine, the GEMMs and
+ * models again on the tiled kernel. */
+static int run_mode(const char *name, const char *dtype, int gemm_chosen) {
+    char report_as[64];
+    setenv("EGRC_GPU_DTYPE", dtype, 1);
+    snprintf(report_as, sizeof report_as, "%s/%s", name, dtype);
+    int ran = run_backend(name, report_as, run_all);
+    if (strcmp(name, "cuda") == 0 && !gemm_chosen) {
+        setenv("EGRC_GPU_GEMM", "tiled", 1);
+        snprintf(report_as, sizeof report_as, "%s+tiled/%s", name, dtype);
+        run_backend(name, report_as, run_tiled_gemm);
+        unsetenv("EGRC_GPU_GEMM");
+    }
+    return ran;
 }
 
 int main(void) {
@@ -518,6 +647,10 @@ int main(void) {
     unsetenv("EGRC_CUDA_TF32");
     const char *gemm = getenv("EGRC_GPU_GEMM");
     const int gemm_chosen = gemm && *gemm;
+    /* Both activation modes, unless the caller picked one. */
+    const char *dtype_env = getenv("EGRC_GPU_DTYPE");
+    char dtype_chosen[16] = "";
+    if (dtype_env && *dtype_env) snprintf(dtype_chosen, sizeof dtype_chosen, "%s", dtype_env);
     static const char *const names[] = {"cuda", "hip", "ze"};
     egrc_error err;
     side[0] = egrc_backend_open("cpu", 0, &err);
@@ -532,13 +665,15 @@ int main(void) {
             printf("%s: skipped: no device (%s)\n", names[i], err.msg);
             continue;
         }
-        ran += run_backend(names[i], names[i], run_all);
-        if (strcmp(names[i], "cuda") == 0 && !gemm_chosen) {
-            setenv("EGRC_GPU_GEMM", "tiled", 1);
-            run_backend(names[i], "cuda+tiled", run_tiled_gemm);
-            unsetenv("EGRC_GPU_GEMM");
+        if (dtype_chosen[0]) {
+            ran += run_mode(names[i], dtype_chosen, gemm_chosen);
+        } else {
+            ran += run_mode(names[i], "fp32", gemm_chosen);
+            ran += run_mode(names[i], "bf16", gemm_chosen);
         }
     }
+    if (dtype_chosen[0]) setenv("EGRC_GPU_DTYPE", dtype_chosen, 1);
+    else unsetenv("EGRC_GPU_DTYPE");
     egrc_backend_close(side[0]);
     if (!ran && test_failures == 0) {
         printf("test_backend_parity: no GPU backend has a device: skipped\n");

@@ -1,8 +1,12 @@
-/* The CUDA plugin's GEMM engine: cuBLASLt, fp32 in and out with fp32
- * accumulation (CUBLAS_COMPUTE_32F; TF32 only when EGRC_CUDA_TF32=1).
+/* The CUDA plugin's GEMM engine: cuBLASLt with fp32 accumulation
+ * (CUBLAS_COMPUTE_32F) on the operands' own types: fp32 in and out in fp32
+ * mode (TF32 only when EGRC_CUDA_TF32=1); bf16 A/B (and bias) in bf16 mode,
+ * with D in bf16 for activations and fp32 for weight gradients.
  * gpu_matmul.c maps the linear layers onto column-major GEMMs; this file
  * runs them. Results are deterministic: a cached plan fixes the algorithm
- * per shape and cuBLASLt's reductions are ordered. */
+ * per shape and cuBLASLt's reductions are ordered. A shape for which
+ * cuBLASLt offers no algorithm (it may refuse bf16 operands at 2-byte
+ * alignment) runs on the tiled kernel instead. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,7 @@
 
 typedef struct lt_shape {
     int trans_a, trans_b, m, n, k, lda, ldb, ldc, bias;
+    int bf16_ab, bf16_d;                /* element types: bf16 (1) or fp32 (0) */
     unsigned align_a, align_b, align_c; /* bytes: cuBLASLt picks kernels by pointer alignment */
 } lt_shape;
 
@@ -29,6 +34,7 @@ typedef struct lt_plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t algo;
+    int tiled; /* cuBLASLt has no algorithm: the tiled kernel runs this shape */
 } lt_plan;
 
 typedef struct lt_state {
@@ -72,7 +78,10 @@ static void set_alignment(cublasLtMatmulPreference_t pref, cublasLtMatmulPrefere
 
 static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
     plan->shape = *s;
-    check_lt(cublasLtMatmulDescCreate(&plan->desc, lt->compute, CUDA_R_32F), "cuBLASLt descriptor");
+    const cudaDataType_t ab_type = s->bf16_ab ? CUDA_R_16BF : CUDA_R_32F, d_type = s->bf16_d ? CUDA_R_16BF : CUDA_R_32F;
+    /* TF32 rounds fp32 operands; bf16 operands always multiply exactly in fp32. */
+    const cublasComputeType_t compute = s->bf16_ab ? CUBLAS_COMPUTE_32F : lt->compute;
+    check_lt(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F), "cuBLASLt descriptor");
     const cublasOperation_t op_a = s->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = s->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a),
@@ -80,18 +89,24 @@ static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
     check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b),
              "cuBLASLt descriptor");
     if (s->bias) {
+        /* The bias is a weight, in the operands' type, which is D's type
+         * whenever a bias comes (the forward); said explicitly all the same. */
         const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        const int32_t bias_type = (int32_t)ab_type;
         check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue),
+                 "cuBLASLt descriptor");
+        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                sizeof bias_type),
                  "cuBLASLt descriptor");
     }
     /* Stored shapes (rows x cols, column-major) before the transposes. */
-    check_lt(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_32F, s->trans_a ? s->k : s->m, s->trans_a ? s->m : s->k,
+    check_lt(cublasLtMatrixLayoutCreate(&plan->a, ab_type, s->trans_a ? s->k : s->m, s->trans_a ? s->m : s->k,
                                         s->lda),
              "cuBLASLt layout");
-    check_lt(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_32F, s->trans_b ? s->n : s->k, s->trans_b ? s->k : s->n,
+    check_lt(cublasLtMatrixLayoutCreate(&plan->b, ab_type, s->trans_b ? s->n : s->k, s->trans_b ? s->k : s->n,
                                         s->ldb),
              "cuBLASLt layout");
-    check_lt(cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, s->m, s->n, s->ldc), "cuBLASLt layout");
+    check_lt(cublasLtMatrixLayoutCreate(&plan->c, d_type, s->m, s->n, s->ldc), "cuBLASLt layout");
 
     cublasLtMatmulPreference_t pref;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "cuBLASLt preference");
@@ -105,13 +120,20 @@ static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
     set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, s->align_c);
     cublasLtMatmulHeuristicResult_t result;
     int found = 0;
-    check_lt(cublasLtMatmulAlgoGetHeuristic(lt->lt, plan->desc, plan->a, plan->b, plan->c, plan->c, pref, 1, &result,
-                                            &found),
-             "cuBLASLt algorithm search");
+    cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt->lt, plan->desc, plan->a, plan->b, plan->c, plan->c,
+                                                           pref, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (found < 1)
-        gpu_fatal("cuBLASLt has no algorithm for a %d x %d x %d fp32 GEMM (alignments %u/%u/%u bytes)", s->m, s->n,
-                  s->k, s->align_a, s->align_b, s->align_c);
+    /* No algorithm for these types at these alignments: the tiled kernel
+     * takes any alignment. An fp32 GEMM always had one so far. */
+    if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && found < 1)) {
+        if (!s->bf16_ab)
+            gpu_fatal("cuBLASLt has no algorithm for a %d x %d x %d fp32 GEMM (alignments %u/%u/%u bytes)", s->m,
+                      s->n, s->k, s->align_a, s->align_b, s->align_c);
+        plan->tiled = 1;
+        return;
+    }
+    check_lt(status, "cuBLASLt algorithm search");
+    plan->tiled = 0;
     plan->algo = result.algo;
 }
 
@@ -144,10 +166,16 @@ static void lt_gemm(gpu_state *st, const gpu_gemm *g) {
     shape.ldb = g->ldb;
     shape.ldc = g->ldd;
     shape.bias = bias != NULL;
+    shape.bf16_ab = g->ab_type == EGRC_GPU_BF16;
+    shape.bf16_d = g->d_type == EGRC_GPU_BF16;
     shape.align_a = alignment(g->A);
     shape.align_b = alignment(g->B);
     shape.align_c = alignment(g->D);
     lt_plan *plan = plan_for(lt, &shape);
+    if (plan->tiled) {
+        gpu_tiled_gemm(st, g);
+        return;
+    }
     if (bias)
         check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
                  "cuBLASLt bias");
@@ -156,7 +184,8 @@ static void lt_gemm(gpu_state *st, const gpu_gemm *g) {
                             plan->c, &plan->algo, lt->workspace, lt->workspace_bytes, st->stream),
              "cuBLASLt matmul");
     /* D(m,n) with ldd == m is the row-major (n,m) matrix bias_add takes. */
-    if (g->bias && !bias) gpu_check(egrc_gpu_bias_add(st->stream, g->D, g->bias, g->n, g->m), "matmul_forward (bias)");
+    if (g->bias && !bias)
+        gpu_check(egrc_gpu_bias_add(st->stream, g->d_type, g->D, g->bias, g->n, g->m), "matmul_forward (bias)");
 }
 
 static void lt_release(gpu_state *st) {

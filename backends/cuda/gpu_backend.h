@@ -14,9 +14,16 @@
  *                  no vendor BLAS yet: rocBLAS/hipBLASLt, where a ROCm install
  *                  has them, are a follow-up (see ../hip/CMakeLists.txt).
  *
- * Activations are fp32 in this version (act_dtype F32, so the compute copy of
- * the weights is the fp32 master, as on the CPU). bf16 activations are NOT
- * implemented yet; the kernels are templated on the storage type for it.
+ * Activation types. EGRC_GPU_DTYPE, read when a backend is opened, picks
+ * the act_dtype: bf16 (unset or empty: the default) or fp32; any other value
+ * fails the open with a message. In bf16 mode activations and the compute
+ * copy of the weights are bf16 and GEMMs take bf16 operands with fp32
+ * accumulation; master weights, gradients, AdamW moments and every loss,
+ * entropy, log-prob and norm reduction stay fp32 (the contract's float *),
+ * and adamw refreshes the bf16 copy from the updated masters. fp32 mode
+ * (act_dtype F32, the compute copy IS the master, as on the CPU) is there
+ * for parity runs: test_backend_parity holds it to the CPU backend at 1e-5.
+ * EGRC_CUDA_TF32=1 (cuda_blas.c) applies to fp32 mode only.
  *
  * Errors: the contract gives ops no error path, so a failure inside an op (a
  * kernel fault, an allocation for scratch that cannot be met) prints one line
@@ -32,16 +39,20 @@
 typedef struct gpu_state gpu_state;
 
 /* One GEMM in BLAS terms (column-major; see egrc_gpu_gemm):
- * D(m,n) = op(A)(m,k) op(B)(k,n) + beta*D (+ bias(m) on every column). */
+ * D(m,n) = op(A)(m,k) op(B)(k,n) + beta*D (+ bias(m) on every column).
+ * A, B and bias are in ab_type (the activation type); D is in d_type: the
+ * activation type too, or fp32 for weight gradients. */
 typedef struct gpu_gemm {
     int trans_a, trans_b, m, n, k, lda, ldb, ldd;
     const void *A, *B, *bias; /* bias may be NULL, and comes only with ldd == m */
     void *D;
     float beta;
+    egrc_gpu_dtype ab_type, d_type;
 } gpu_gemm;
 
 struct gpu_state {
     cudaStream_t stream;
+    egrc_gpu_dtype act; /* the activation type: be->act_dtype in the kernels' terms */
     int stream_ordered_alloc; /* cudaMallocAsync is available */
     /* Shared memory a block may have, which sizes the attention blocks, and
      * the widest head those fit. */
@@ -93,8 +104,10 @@ void gpu_synchronize(egrc_backend *be);
 
 /* Linear layers (gpu_matmul.c). gpu_gemm_open picks the engine: the vendor
  * BLAS where the plugin has one, the tiled kernel otherwise or when the
- * environment sets EGRC_GPU_GEMM=tiled. */
+ * environment sets EGRC_GPU_GEMM=tiled. gpu_tiled_gemm runs one GEMM on the
+ * tiled kernel (also the BLAS engine's fallback for a GEMM it cannot run). */
 int gpu_gemm_open(gpu_state *st, egrc_error *err);
+void gpu_tiled_gemm(gpu_state *st, const gpu_gemm *g);
 void gpu_matmul_forward(egrc_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
                         int OC);
 void gpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,

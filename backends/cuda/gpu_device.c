@@ -8,7 +8,10 @@
  * synchronisation; plain cudaMalloc/cudaFree otherwise.
  *
  * The device is made current in open(); a process that opens several devices
- * from one thread would have to make each current before its ops. */
+ * from one thread would have to make each current before its ops.
+ *
+ * open() also fixes the activation type from EGRC_GPU_DTYPE (gpu_backend.h):
+ * it is read once per open, so a process may open one backend in each mode. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +88,24 @@ static void release(egrc_backend *be) {
     free(be);
 }
 
+/* EGRC_GPU_DTYPE: bf16 (unset or empty too) or fp32. */
+static int activation_type(egrc_gpu_dtype *act, egrc_error *err) {
+    const char *choice = getenv("EGRC_GPU_DTYPE");
+    if (!choice || !*choice || strcmp(choice, "bf16") == 0) {
+        *act = EGRC_GPU_BF16;
+        return 0;
+    }
+    if (strcmp(choice, "fp32") == 0) {
+        *act = EGRC_GPU_F32;
+        return 0;
+    }
+    return gpu_fail(err, "EGRC_GPU_DTYPE=%s: expected bf16 (the default: bf16 activations, fp32 master weights) or "
+                    "fp32 (fp32 throughout, for parity runs)", choice);
+}
+
 egrc_backend *gpu_open(int device, egrc_error *err) {
+    egrc_gpu_dtype act = EGRC_GPU_BF16;
+    if (activation_type(&act, err) != 0) return NULL;
     egrc_backend *be = calloc(1, sizeof *be);
     gpu_state *st = calloc(1, sizeof *st);
     if (!be || !st) {
@@ -95,6 +115,7 @@ egrc_backend *gpu_open(int device, egrc_error *err) {
         return NULL;
     }
     be->impl = st;
+    st->act = act;
     int shared_limit = 0;
     const char *step = "cudaSetDevice";
     cudaError_t status = cudaSetDevice(device);
@@ -126,7 +147,7 @@ egrc_backend *gpu_open(int device, egrc_error *err) {
     }
     be->ops = gpu_backend_ops();
     be->device = device;
-    be->act_dtype = EGRC_DTYPE_F32;
+    be->act_dtype = act == EGRC_GPU_BF16 ? EGRC_DTYPE_BF16 : EGRC_DTYPE_F32;
     return be;
 }
 

@@ -9,15 +9,19 @@
  * so each row-major product is computed as its transpose:
  *   out(N,OC) = inp @ w^T      ->  out^T(OC,N) = w(as C x OC)^T * inp^T
  *   dinp(N,C) = dout @ w       ->  dinp^T(C,N) = w^T(C x OC) * dout^T
- *   dw(OC,C) += dout^T @ inp   ->  dw^T(C,OC) += inp^T(C x N) * dout(N x OC) */
+ *   dw(OC,C) += dout^T @ inp   ->  dw^T(C,OC) += inp^T(C x N) * dout(N x OC)
+ *
+ * Types: inp, w, bias, out, dout and dinp are activations (st->act); dw is
+ * fp32 always, so its GEMM reads activations and accumulates into fp32
+ * (bf16 -> fp32 in bf16 mode); dbias is an fp32 column sum of dout. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpu_backend.h"
 
-static void tiled_gemm(gpu_state *st, const gpu_gemm *g) {
-    gpu_check(egrc_gpu_gemm(st->stream, g->trans_a, g->trans_b, g->m, g->n, g->k, g->A, g->lda, g->B, g->ldb, g->D,
-                            g->ldd, g->beta, g->bias),
+void gpu_tiled_gemm(gpu_state *st, const gpu_gemm *g) {
+    gpu_check(egrc_gpu_gemm(st->stream, g->ab_type, g->d_type, g->trans_a, g->trans_b, g->m, g->n, g->k, g->A, g->lda,
+                            g->B, g->ldb, g->D, g->ldd, g->beta, g->bias),
               "tiled GEMM");
 }
 
@@ -30,30 +34,32 @@ int gpu_gemm_open(gpu_state *st, egrc_error *err) {
 #ifdef EGRC_GPU_BLAS
     if (!tiled) return gpu_blas_open(st, err);
 #endif
-    st->gemm = tiled_gemm;
+    st->gemm = gpu_tiled_gemm;
     return 0;
 }
 
-/* Column-major D(m,n) = op(A) op(B) + beta D (+ bias(m) broadcast over columns). */
-static void gemm(gpu_state *st, int trans_a, int trans_b, int m, int n, int k, const void *A, int lda, const void *B,
-                 int ldb, void *D, int ldd, float beta, const void *bias) {
+/* Column-major D(m,n) = op(A) op(B) + beta D (+ bias(m) broadcast over columns);
+ * A, B and bias are activations, D is in d_type. */
+static void gemm(gpu_state *st, egrc_gpu_dtype d_type, int trans_a, int trans_b, int m, int n, int k, const void *A,
+                 int lda, const void *B, int ldb, void *D, int ldd, float beta, const void *bias) {
     if (m <= 0 || n <= 0 || k <= 0) return; /* empty batch: nothing to compute */
-    const gpu_gemm g = {trans_a, trans_b, m, n, k, lda, ldb, ldd, A, B, bias, D, beta};
+    const gpu_gemm g = {trans_a, trans_b, m, n, k, lda, ldb, ldd, A, B, bias, D, beta, st->act, d_type};
     st->gemm(st, &g);
 }
 
 void gpu_matmul_forward(egrc_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
                         int OC) {
-    gemm(gpu_state_of(be), 1, 0, OC, N, C, w, C, inp, C, out, OC, 0.0f, bias);
+    gpu_state *st = gpu_state_of(be);
+    gemm(st, st->act, 1, 0, OC, N, C, w, C, inp, C, out, OC, 0.0f, bias);
 }
 
 void gpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
                          const void *w, int N, int C, int OC) {
     gpu_state *st = gpu_state_of(be);
-    if (dinp) gemm(st, 0, 0, C, N, OC, w, C, dout, OC, dinp, C, 0.0f, NULL);
-    gemm(st, 0, 1, C, OC, N, inp, C, dout, OC, dw, C, 1.0f, NULL);
+    if (dinp) gemm(st, st->act, 0, 0, C, N, OC, w, C, dout, OC, dinp, C, 0.0f, NULL);
+    gemm(st, EGRC_GPU_F32, 0, 1, C, OC, N, inp, C, dout, OC, dw, C, 1.0f, NULL);
     if (dbias) {
         void *scratch = gpu_scratch(st, egrc_gpu_column_sums_scratch(N, OC));
-        gpu_check(egrc_gpu_bias_backward(st->stream, scratch, dbias, dout, N, OC), "matmul_backward (bias)");
+        gpu_check(egrc_gpu_bias_backward(st->stream, st->act, scratch, dbias, dout, N, OC), "matmul_backward (bias)");
     }
 }

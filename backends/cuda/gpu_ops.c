@@ -7,32 +7,34 @@
 #include "gpu_backend.h"
 
 static cudaStream_t stream_of(egrc_backend *be) { return gpu_state_of(be)->stream; }
+static egrc_gpu_dtype act_of(egrc_backend *be) { return gpu_state_of(be)->act; }
 
 static void gpu_to_act(egrc_backend *be, void *dst, const float *src, size_t n) {
-    /* fp32 activations: a device-to-device copy */
-    if (n) gpu_check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_of(be)), "to_act");
+    gpu_check(egrc_gpu_to_act(stream_of(be), act_of(be), dst, src, n), "to_act");
 }
 
 static void gpu_to_f32(egrc_backend *be, float *dst, const void *src, size_t n) {
-    if (n) gpu_check(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_of(be)), "to_f32");
+    gpu_check(egrc_gpu_to_f32(stream_of(be), act_of(be), dst, src, n), "to_f32");
 }
 
 static void gpu_embedding_forward(egrc_backend *be, void *out, const int32_t *tokens, const int32_t *positions,
                                   const void *wte, const void *wpe, int N, int C) {
-    gpu_check(egrc_gpu_embedding_forward(stream_of(be), out, tokens, positions, wte, wpe, N, C), "embedding_forward");
+    gpu_check(egrc_gpu_embedding_forward(stream_of(be), act_of(be), out, tokens, positions, wte, wpe, N, C),
+              "embedding_forward");
 }
 
 static void gpu_embedding_backward(egrc_backend *be, float *dwte, float *dwpe, const void *dout,
                                    const int32_t *tokens, const int32_t *positions, int N, int C) {
     gpu_state *st = gpu_state_of(be);
     void *scratch = gpu_scratch(st, egrc_gpu_embedding_backward_scratch(N));
-    gpu_check(egrc_gpu_embedding_backward(st->stream, scratch, dwte, dwpe, dout, tokens, positions, N, C),
+    gpu_check(egrc_gpu_embedding_backward(st->stream, st->act, scratch, dwte, dwpe, dout, tokens, positions, N, C),
               "embedding_backward");
 }
 
 static void gpu_layernorm_forward(egrc_backend *be, void *out, float *mean, float *rstd, const void *inp,
                                   const void *w, const void *b, int N, int C, float eps) {
-    gpu_check(egrc_gpu_layernorm_forward(stream_of(be), out, mean, rstd, inp, w, b, N, C, eps), "layernorm_forward");
+    gpu_check(egrc_gpu_layernorm_forward(stream_of(be), act_of(be), out, mean, rstd, inp, w, b, N, C, eps),
+              "layernorm_forward");
 }
 
 static void gpu_layernorm_backward(egrc_backend *be, void *dinp, float *dw, float *db, const void *dout,
@@ -40,20 +42,20 @@ static void gpu_layernorm_backward(egrc_backend *be, void *dinp, float *dw, floa
                                    int C) {
     gpu_state *st = gpu_state_of(be);
     void *scratch = gpu_scratch(st, egrc_gpu_column_sums_scratch(N, C));
-    gpu_check(egrc_gpu_norm_backward(st->stream, scratch, dinp, dw, db, dout, inp, w, mean, rstd, N, C),
+    gpu_check(egrc_gpu_norm_backward(st->stream, st->act, scratch, dinp, dw, db, dout, inp, w, mean, rstd, N, C),
               "layernorm_backward");
 }
 
 static void gpu_rmsnorm_forward(egrc_backend *be, void *out, float *rstd, const void *inp, const void *w, int N,
                                 int C, float eps) {
-    gpu_check(egrc_gpu_rmsnorm_forward(stream_of(be), out, rstd, inp, w, N, C, eps), "rmsnorm_forward");
+    gpu_check(egrc_gpu_rmsnorm_forward(stream_of(be), act_of(be), out, rstd, inp, w, N, C, eps), "rmsnorm_forward");
 }
 
 static void gpu_rmsnorm_backward(egrc_backend *be, void *dinp, float *dw, const void *dout, const void *inp,
                                  const void *w, const float *rstd, int N, int C) {
     gpu_state *st = gpu_state_of(be);
     void *scratch = gpu_scratch(st, egrc_gpu_column_sums_scratch(N, C));
-    gpu_check(egrc_gpu_norm_backward(st->stream, scratch, dinp, dw, NULL, dout, inp, w, NULL, rstd, N, C),
+    gpu_check(egrc_gpu_norm_backward(st->stream, st->act, scratch, dinp, dw, NULL, dout, inp, w, NULL, rstd, N, C),
               "rmsnorm_backward");
 }
 
@@ -78,14 +80,14 @@ static void gpu_rope_forward(egrc_backend *be, void *qkv, const int32_t *positio
                              float theta) {
     gpu_state *st = gpu_state_of(be);
     const float *freq = rope_frequencies(st, D, theta);
-    gpu_check(egrc_gpu_rope(st->stream, qkv, positions, freq, N, H, KV, D, 1.0f), "rope_forward");
+    gpu_check(egrc_gpu_rope(st->stream, st->act, qkv, positions, freq, N, H, KV, D, 1.0f), "rope_forward");
 }
 
 static void gpu_rope_backward(egrc_backend *be, void *dqkv, const int32_t *positions, int N, int H, int KV, int D,
                               float theta) {
     gpu_state *st = gpu_state_of(be);
     const float *freq = rope_frequencies(st, D, theta);
-    gpu_check(egrc_gpu_rope(st->stream, dqkv, positions, freq, N, H, KV, D, -1.0f), "rope_backward");
+    gpu_check(egrc_gpu_rope(st->stream, st->act, dqkv, positions, freq, N, H, KV, D, -1.0f), "rope_backward");
 }
 
 static void check_head_dim(const gpu_state *st, int D, const char *op) {
@@ -104,8 +106,9 @@ static void gpu_attention_forward(egrc_backend *be, void *out, void *scratch, co
                                   int KV, int D) {
     gpu_state *st = gpu_state_of(be);
     check_head_dim(st, D, "attention_forward");
-    gpu_check(egrc_gpu_attention_forward(st->stream, st->shared_limit, out, (float *)scratch, qkv, B, T, H, KV, D),
-              "attention_forward");
+    gpu_check(
+        egrc_gpu_attention_forward(st->stream, st->act, st->shared_limit, out, (float *)scratch, qkv, B, T, H, KV, D),
+        "attention_forward");
 }
 
 static void gpu_attention_backward(egrc_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
@@ -113,50 +116,52 @@ static void gpu_attention_backward(egrc_backend *be, void *dqkv, const void *dou
     gpu_state *st = gpu_state_of(be);
     check_head_dim(st, D, "attention_backward");
     void *delta = gpu_scratch(st, egrc_gpu_attention_backward_scratch(B, T, H));
-    gpu_check(egrc_gpu_attention_backward(st->stream, st->shared_limit, delta, dqkv, dout, qkv, out,
+    gpu_check(egrc_gpu_attention_backward(st->stream, st->act, st->shared_limit, delta, dqkv, dout, qkv, out,
                                           (const float *)scratch, B, T, H, KV, D),
               "attention_backward");
 }
 
 static void gpu_gelu_forward(egrc_backend *be, void *out, const void *inp, size_t n) {
-    gpu_check(egrc_gpu_gelu_forward(stream_of(be), out, inp, n), "gelu_forward");
+    gpu_check(egrc_gpu_gelu_forward(stream_of(be), act_of(be), out, inp, n), "gelu_forward");
 }
 
 static void gpu_gelu_backward(egrc_backend *be, void *dinp, const void *inp, const void *dout, size_t n) {
-    gpu_check(egrc_gpu_gelu_backward(stream_of(be), dinp, inp, dout, n), "gelu_backward");
+    gpu_check(egrc_gpu_gelu_backward(stream_of(be), act_of(be), dinp, inp, dout, n), "gelu_backward");
 }
 
 static void gpu_swiglu_forward(egrc_backend *be, void *out, const void *gate_up, int N, int hidden) {
-    gpu_check(egrc_gpu_swiglu_forward(stream_of(be), out, gate_up, N, hidden), "swiglu_forward");
+    gpu_check(egrc_gpu_swiglu_forward(stream_of(be), act_of(be), out, gate_up, N, hidden), "swiglu_forward");
 }
 
 static void gpu_swiglu_backward(egrc_backend *be, void *dgate_up, const void *dout, const void *gate_up, int N,
                                 int hidden) {
-    gpu_check(egrc_gpu_swiglu_backward(stream_of(be), dgate_up, dout, gate_up, N, hidden), "swiglu_backward");
+    gpu_check(egrc_gpu_swiglu_backward(stream_of(be), act_of(be), dgate_up, dout, gate_up, N, hidden),
+              "swiglu_backward");
 }
 
 static void gpu_add(egrc_backend *be, void *dst, const void *src, size_t n) {
-    gpu_check(egrc_gpu_add(stream_of(be), dst, src, n), "add");
+    gpu_check(egrc_gpu_add(stream_of(be), act_of(be), dst, src, n), "add");
 }
 
 static void gpu_cross_entropy_forward(egrc_backend *be, float *loss, float *lse, float *entropy, const void *logits,
                                       const int32_t *targets, int N, int V) {
-    gpu_check(egrc_gpu_cross_entropy_forward(stream_of(be), loss, lse, entropy, logits, targets, N, V),
+    gpu_check(egrc_gpu_cross_entropy_forward(stream_of(be), act_of(be), loss, lse, entropy, logits, targets, N, V),
               "cross_entropy_forward");
 }
 
 static void gpu_cross_entropy_backward(egrc_backend *be, void *dlogits, const void *logits, const float *lse,
                                        const float *entropy, const float *dloss, const float *dentropy,
                                        const int32_t *targets, int N, int V) {
-    gpu_check(egrc_gpu_cross_entropy_backward(stream_of(be), dlogits, logits, lse, entropy, dloss, dentropy, targets,
-                                              N, V),
+    gpu_check(egrc_gpu_cross_entropy_backward(stream_of(be), act_of(be), dlogits, logits, lse, entropy, dloss, dentropy,
+                                              targets, N, V),
               "cross_entropy_backward");
 }
 
 static void gpu_kv_cache_write(egrc_backend *be, void *k_cache, void *v_cache, const void *qkv, const int32_t *slots,
                                const int32_t *positions, int N, int H, int KV, int D, int cap) {
-    gpu_check(egrc_gpu_kv_cache_write(stream_of(be), k_cache, v_cache, qkv, slots, positions, N, H, KV, D, cap),
-              "kv_cache_write");
+    gpu_check(
+        egrc_gpu_kv_cache_write(stream_of(be), act_of(be), k_cache, v_cache, qkv, slots, positions, N, H, KV, D, cap),
+        "kv_cache_write");
 }
 
 static void gpu_attention_decode(egrc_backend *be, void *out, const void *qkv, const void *k_cache,
@@ -164,8 +169,8 @@ static void gpu_attention_decode(egrc_backend *be, void *out, const void *qkv, c
                                  int D, int cap) {
     gpu_state *st = gpu_state_of(be);
     check_head_dim(st, D, "attention_decode");
-    gpu_check(egrc_gpu_attention_decode(st->stream, st->shared_limit, out, qkv, k_cache, v_cache, slots, lens, N, H,
-                                        KV, D, cap),
+    gpu_check(egrc_gpu_attention_decode(st->stream, st->act, st->shared_limit, out, qkv, k_cache, v_cache, slots, lens,
+                                        N, H, KV, D, cap),
               "attention_decode");
 }
 
@@ -182,8 +187,8 @@ static void gpu_adamw(egrc_backend *be, float *params, void *compute_copy, const
     const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
     const float step_size = (float)(lr / (1.0 - pow(beta1, step)));
     const float decay = 1.0f - lr * weight_decay;
-    gpu_check(egrc_gpu_adamw(stream_of(be), params, compute_copy, grads, grad_scale, m, v, n, beta1, beta2, eps, decay,
-                             step_size, bc2_sqrt),
+    gpu_check(egrc_gpu_adamw(stream_of(be), act_of(be), params, compute_copy, grads, grad_scale, m, v, n, beta1, beta2,
+                             eps, decay, step_size, bc2_sqrt),
               "adamw");
 }
 

@@ -14,6 +14,11 @@
  * the 64 KiB of an AMD block); a head too wide for even one warp's block is
  * refused by the glue (egrc_gpu_attention_max_head_dim).
  *
+ * Storage: the kernels are templated on the activation type E (fp32 or
+ * bf16; T is a sequence length here). Elements are widened to fp32 as they
+ * are staged in shared memory or registers, and outputs are rounded to E
+ * once, when stored; log-sum-exps and deltas are fp32.
+ *
  * Backward (as FlashAttention-2): delta = rowsum(dO * O) first, then dQ in
  * query-row blocks and dK/dV in key-row blocks. Each output element is
  * written by exactly one thread after a fixed-order loop: deterministic, no
@@ -64,16 +69,17 @@ int egrc_gpu_attention_max_head_dim(size_t shared_limit) {
 /* The query rows of one block and the keys they attend to. Row r reads q at
  * q + r*q_stride, may see keys [0, limit0 + r*limit_step] (and < keys), and
  * writes out + r*out_stride and, when lse is given, lse[r]. */
+template <typename E>
 struct row_block {
-    const act_t *q, *k, *v;
-    act_t *out;
+    const E *q, *k, *v;
+    E *out;
     float *lse;
     size_t q_stride, out_stride, kv_stride;
     int rows, keys, limit0, limit_step;
 };
 
-template <int DC>
-__device__ void attend_rows(const row_block &a, int D, float scale) {
+template <int DC, typename E>
+__device__ void attend_rows(const row_block<E> &a, int D, float scale) {
     extern __shared__ float smem[];
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int block_rows = (blockDim.x / WARP) * ATT_ROWS;
@@ -147,14 +153,14 @@ __device__ void attend_rows(const row_block &a, int D, float scale) {
 }
 
 /* grid (query blocks, H, B): a block's rows are positions t0.. of head h. */
-template <int DC>
-__global__ void attention_forward_kernel(act_t *out, float *lse, const act_t *qkv, int T, int H, int KV, int D) {
+template <int DC, typename E>
+__global__ void attention_forward_kernel(E *out, float *lse, const E *qkv, int T, int H, int KV, int D) {
     const int block_rows = (blockDim.x / WARP) * ATT_ROWS;
     const int t0 = (gridDim.x - 1 - blockIdx.x) * block_rows; /* the longest rows start first */
     const int h = blockIdx.y, b = blockIdx.z, kv_head = h / (H / KV);
     const size_t row = (size_t)(H + 2 * KV) * D;
-    const act_t *seq = qkv + (size_t)b * T * row;
-    row_block a;
+    const E *seq = qkv + (size_t)b * T * row;
+    row_block<E> a;
     a.q = seq + t0 * row + (size_t)h * D;
     a.k = seq + (size_t)(H + kv_head) * D;
     a.v = seq + (size_t)(H + KV + kv_head) * D;
@@ -167,19 +173,19 @@ __global__ void attention_forward_kernel(act_t *out, float *lse, const act_t *qk
     a.keys = T;
     a.limit0 = t0;
     a.limit_step = 1;
-    attend_rows<DC>(a, D, 1.0f / sqrtf((float)D));
+    attend_rows<DC, E>(a, D, 1.0f / sqrtf((float)D));
 }
 
 /* grid (N, KV, head blocks): a block's rows are query heads of one kv group. */
-template <int DC>
-__global__ void attention_decode_kernel(act_t *out, const act_t *qkv, const act_t *k_cache, const act_t *v_cache,
+template <int DC, typename E>
+__global__ void attention_decode_kernel(E *out, const E *qkv, const E *k_cache, const E *v_cache,
                                         const int32_t *slots, const int32_t *lens, int H, int KV, int D, int cap) {
     const int block_rows = (blockDim.x / WARP) * ATT_ROWS;
     const int i = blockIdx.x, kv_head = blockIdx.y, group = H / KV;
     const int h0 = kv_head * group + blockIdx.z * block_rows;
     const size_t width = (size_t)KV * D;
     const size_t base = ((size_t)slots[i] * cap) * width + (size_t)kv_head * D;
-    row_block a;
+    row_block<E> a;
     a.q = qkv + (size_t)i * (H + 2 * KV) * D + (size_t)h0 * D;
     a.k = k_cache + base;
     a.v = v_cache + base;
@@ -192,120 +198,142 @@ __global__ void attention_decode_kernel(act_t *out, const act_t *qkv, const act_
     a.keys = lens[i];
     a.limit0 = lens[i] - 1;
     a.limit_step = 0;
-    attend_rows<DC>(a, D, 1.0f / sqrtf((float)D));
+    attend_rows<DC, E>(a, D, 1.0f / sqrtf((float)D));
 }
 
 size_t egrc_gpu_attention_lse_bytes(int B, int T, int H) { return (size_t)B * H * T * sizeof(float); }
 
-template <int DC>
-static cudaError_t forward_launch(cudaStream_t stream, size_t shared_limit, act_t *out, float *lse, const act_t *qkv,
-                                  int B, int T, int H, int KV, int D) {
+template <int DC, typename E>
+static cudaError_t forward_launch(cudaStream_t stream, size_t shared_limit, E *out, float *lse, const E *qkv, int B,
+                                  int T, int H, int KV, int D) {
     const int warps = fit_warps(ATT_FORWARD, ATT_MAX_WARPS, D, shared_limit), block_rows = warps * ATT_ROWS;
     if (warps == 0) return cudaErrorInvalidValue;
     const size_t shared = att_shared_bytes(ATT_FORWARD, warps, D);
-    cudaError_t err = egrc_allow_dynamic_shared(attention_forward_kernel<DC>, shared);
+    cudaError_t err = egrc_allow_dynamic_shared(attention_forward_kernel<DC, E>, shared);
     if (err != cudaSuccess) return err;
     const dim3 grid(ceil_div(T, block_rows), H, B);
-    attention_forward_kernel<DC><<<grid, warps * WARP, shared, stream>>>(out, lse, qkv, T, H, KV, D);
+    attention_forward_kernel<DC, E><<<grid, warps * WARP, shared, stream>>>(out, lse, qkv, T, H, KV, D);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, size_t shared_limit, void *out, float *lse,
-                                       const void *qkv, int B, int T, int H, int KV, int D) {
-    if (B <= 0 || T <= 0) return cudaSuccess; /* an empty grid is a launch error */
-    act_t *o = (act_t *)out;
-    const act_t *x = (const act_t *)qkv;
+template <typename E>
+static cudaError_t forward_dispatch(cudaStream_t stream, size_t shared_limit, void *out, float *lse, const void *qkv,
+                                    int B, int T, int H, int KV, int D) {
+    E *o = (E *)out;
+    const E *x = (const E *)qkv;
     switch (head_registers(D)) {
-    case 1: return forward_launch<1>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
-    case 2: return forward_launch<2>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
-    case 4: return forward_launch<4>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
-    default: return forward_launch<8>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
+    case 1: return forward_launch<1, E>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
+    case 2: return forward_launch<2, E>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
+    case 4: return forward_launch<4, E>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
+    default: return forward_launch<8, E>(stream, shared_limit, o, lse, x, B, T, H, KV, D);
     }
 }
 
-template <int DC>
-static cudaError_t decode_launch(cudaStream_t stream, size_t shared_limit, act_t *out, const act_t *qkv,
-                                 const act_t *k_cache, const act_t *v_cache, const int32_t *slots,
-                                 const int32_t *lens, int N, int H, int KV, int D, int cap) {
+cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, egrc_gpu_dtype act, size_t shared_limit, void *out,
+                                       float *lse, const void *qkv, int B, int T, int H, int KV, int D) {
+    if (B <= 0 || T <= 0) return cudaSuccess; /* an empty grid is a launch error */
+    return ACT_DISPATCH(act, forward_dispatch, stream, shared_limit, out, lse, qkv, B, T, H, KV, D);
+}
+
+template <int DC, typename E>
+static cudaError_t decode_launch(cudaStream_t stream, size_t shared_limit, E *out, const E *qkv, const E *k_cache,
+                                 const E *v_cache, const int32_t *slots, const int32_t *lens, int N, int H, int KV,
+                                 int D, int cap) {
     /* Only as many warps as the group has query heads (GQA groups are small). */
     const int group = H / KV;
     const int warps = fit_warps(ATT_FORWARD, min(ATT_MAX_WARPS, ceil_div(group, ATT_ROWS)), D, shared_limit);
     if (warps == 0) return cudaErrorInvalidValue;
     const int block_rows = warps * ATT_ROWS;
     const size_t shared = att_shared_bytes(ATT_FORWARD, warps, D);
-    cudaError_t err = egrc_allow_dynamic_shared(attention_decode_kernel<DC>, shared);
+    cudaError_t err = egrc_allow_dynamic_shared(attention_decode_kernel<DC, E>, shared);
     if (err != cudaSuccess) return err;
     const dim3 grid(N, KV, ceil_div(group, block_rows));
-    attention_decode_kernel<DC>
+    attention_decode_kernel<DC, E>
         <<<grid, warps * WARP, shared, stream>>>(out, qkv, k_cache, v_cache, slots, lens, H, KV, D, cap);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_attention_decode(cudaStream_t stream, size_t shared_limit, void *out, const void *qkv,
-                                      const void *k_cache, const void *v_cache, const int32_t *slots,
-                                      const int32_t *lens, int N, int H, int KV, int D, int cap) {
-    if (N <= 0) return cudaSuccess;
-    act_t *o = (act_t *)out;
-    const act_t *x = (const act_t *)qkv, *k = (const act_t *)k_cache, *v = (const act_t *)v_cache;
+template <typename E>
+static cudaError_t decode_dispatch(cudaStream_t stream, size_t shared_limit, void *out, const void *qkv,
+                                   const void *k_cache, const void *v_cache, const int32_t *slots,
+                                   const int32_t *lens, int N, int H, int KV, int D, int cap) {
+    E *o = (E *)out;
+    const E *x = (const E *)qkv, *k = (const E *)k_cache, *v = (const E *)v_cache;
     switch (head_registers(D)) {
-    case 1: return decode_launch<1>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
-    case 2: return decode_launch<2>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
-    case 4: return decode_launch<4>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
-    default: return decode_launch<8>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    case 1: return decode_launch<1, E>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    case 2: return decode_launch<2, E>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    case 4: return decode_launch<4, E>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
+    default: return decode_launch<8, E>(stream, shared_limit, o, x, k, v, slots, lens, N, H, KV, D, cap);
     }
 }
 
-template <typename T>
-__global__ void kv_cache_write_kernel(T *k_cache, T *v_cache, const T *qkv, const int32_t *slots,
+cudaError_t egrc_gpu_attention_decode(cudaStream_t stream, egrc_gpu_dtype act, size_t shared_limit, void *out,
+                                      const void *qkv, const void *k_cache, const void *v_cache,
+                                      const int32_t *slots, const int32_t *lens, int N, int H, int KV, int D,
+                                      int cap) {
+    if (N <= 0) return cudaSuccess;
+    return ACT_DISPATCH(act, decode_dispatch, stream, shared_limit, out, qkv, k_cache, v_cache, slots, lens, N, H, KV,
+                        D, cap);
+}
+
+template <typename E>
+__global__ void kv_cache_write_kernel(E *k_cache, E *v_cache, const E *qkv, const int32_t *slots,
                                       const int32_t *positions, int N, int H, int KV, int D, int cap) {
     const size_t width = (size_t)KV * D, row = (size_t)(H + 2 * KV) * D, total = (size_t)N * width;
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total;
          idx += (size_t)gridDim.x * blockDim.x) {
         const size_t i = idx / width, e = idx % width;
         if (positions[i] < 0) continue; /* padding */
-        const T *src = qkv + i * row;
+        const E *src = qkv + i * row;
         const size_t dst = ((size_t)slots[i] * cap + (size_t)positions[i]) * width + e;
         k_cache[dst] = src[(size_t)H * D + e];
         v_cache[dst] = src[(size_t)(H + KV) * D + e];
     }
 }
 
-cudaError_t egrc_gpu_kv_cache_write(cudaStream_t stream, void *k_cache, void *v_cache, const void *qkv,
-                                    const int32_t *slots, const int32_t *positions, int N, int H, int KV, int D,
-                                    int cap) {
-    kv_cache_write_kernel<act_t><<<grid_for((size_t)N * KV * D, 256), 256, 0, stream>>>(
-        (act_t *)k_cache, (act_t *)v_cache, (const act_t *)qkv, slots, positions, N, H, KV, D, cap);
+template <typename E>
+static cudaError_t kv_cache_write_launch(cudaStream_t stream, void *k_cache, void *v_cache, const void *qkv,
+                                         const int32_t *slots, const int32_t *positions, int N, int H, int KV, int D,
+                                         int cap) {
+    kv_cache_write_kernel<E><<<grid_for((size_t)N * KV * D, 256), 256, 0, stream>>>(
+        (E *)k_cache, (E *)v_cache, (const E *)qkv, slots, positions, N, H, KV, D, cap);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_kv_cache_write(cudaStream_t stream, egrc_gpu_dtype act, void *k_cache, void *v_cache,
+                                    const void *qkv, const int32_t *slots, const int32_t *positions, int N, int H,
+                                    int KV, int D, int cap) {
+    return ACT_DISPATCH(act, kv_cache_write_launch, stream, k_cache, v_cache, qkv, slots, positions, N, H, KV, D, cap);
 }
 
 /* ---------------- backward ---------------- */
 
 /* delta[(b*H+h)*T + t] = dot(dout, out) over the head's D values; a warp per row. */
-template <typename T>
-__global__ void attention_delta_kernel(float *delta, const T *dout, const T *out, int B, int T_len, int H, int D) {
+template <typename E>
+__global__ void attention_delta_kernel(float *delta, const E *dout, const E *out, int B, int T, int H, int D) {
     const int warps = blockDim.x / WARP, lane = threadIdx.x % WARP;
     const size_t r = (size_t)blockIdx.x * warps + threadIdx.x / WARP; /* (b*T + t)*H + h */
-    if (r >= (size_t)B * T_len * H) return;
-    const size_t bt = r / H, h = r % H, b = bt / T_len, t = bt % T_len;
-    const T *g = dout + r * D, *o = out + r * D;
+    if (r >= (size_t)B * T * H) return;
+    const size_t bt = r / H, h = r % H, b = bt / T, t = bt % T;
+    const E *g = dout + r * D, *o = out + r * D;
     float sum = 0.0f;
     for (int d = lane; d < D; d += WARP) sum += act_load(g + d) * act_load(o + d);
     sum = warp_sum(sum);
-    if (lane == 0) delta[(b * H + h) * T_len + t] = sum;
+    if (lane == 0) delta[(b * H + h) * T + t] = sum;
 }
 
 /* dQ: grid (query blocks, H, B), rows as in the forward; lane j owns key j of a tile. */
-template <int DC>
-__global__ void attention_dq_kernel(act_t *dqkv, const act_t *dout, const act_t *qkv, const float *lse,
-                                    const float *delta, int T, int H, int KV, int D) {
+template <int DC, typename E>
+__global__ void attention_dq_kernel(E *dqkv, const E *dout, const E *qkv, const float *lse, const float *delta, int T,
+                                    int H, int KV, int D) {
     extern __shared__ float smem[];
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int block_rows = (blockDim.x / WARP) * ATT_ROWS;
     const int t0 = (gridDim.x - 1 - blockIdx.x) * block_rows;
     const int h = blockIdx.y, b = blockIdx.z, kv_head = h / (H / KV), rows = min(block_rows, T - t0);
     const size_t row = (size_t)(H + 2 * KV) * D, HD = (size_t)H * D;
-    const act_t *seq = qkv + (size_t)b * T * row;
-    const act_t *k = seq + (size_t)(H + kv_head) * D, *v = seq + (size_t)(H + KV + kv_head) * D;
+    const E *seq = qkv + (size_t)b * T * row;
+    const E *k = seq + (size_t)(H + kv_head) * D, *v = seq + (size_t)(H + KV + kv_head) * D;
     const float scale = 1.0f / sqrtf((float)D);
     float *Qs = smem;                     /* [block_rows][D] */
     float *dOs = Qs + block_rows * D;     /* [block_rows][D] */
@@ -367,7 +395,7 @@ __global__ void attention_dq_kernel(act_t *dqkv, const act_t *dout, const act_t 
     for (int r = 0; r < ATT_ROWS; r++) {
         const int rr = warp * ATT_ROWS + r;
         if (rr >= rows) break;
-        act_t *dq = dqkv + ((size_t)b * T + t0 + rr) * row + (size_t)h * D;
+        E *dq = dqkv + ((size_t)b * T + t0 + rr) * row + (size_t)h * D;
         for (int c = 0; c < DC; c++) {
             const int d = lane + c * WARP;
             if (d < D) act_store(dq + d, acc[r][c]);
@@ -378,16 +406,16 @@ __global__ void attention_dq_kernel(act_t *dqkv, const act_t *dout, const act_t 
 /* dK, dV: grid (key blocks, KV, B); warp rows are keys, lane j owns query j of
  * a tile. The loop runs over the group's query heads, then the query tiles
  * from the block's first key on (earlier queries cannot see these keys). */
-template <int DC>
-__global__ void attention_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t *qkv, const float *lse,
-                                     const float *delta, int T, int H, int KV, int D) {
+template <int DC, typename E>
+__global__ void attention_dkv_kernel(E *dqkv, const E *dout, const E *qkv, const float *lse, const float *delta,
+                                     int T, int H, int KV, int D) {
     extern __shared__ float smem[];
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int block_keys = (blockDim.x / WARP) * ATT_ROWS;
     const int s0 = blockIdx.x * block_keys, kv_head = blockIdx.y, b = blockIdx.z, group = H / KV;
     const int keys = min(block_keys, T - s0);
     const size_t row = (size_t)(H + 2 * KV) * D, HD = (size_t)H * D;
-    const act_t *seq = qkv + (size_t)b * T * row;
+    const E *seq = qkv + (size_t)b * T * row;
     const float scale = 1.0f / sqrtf((float)D);
     float *Ks = smem;                      /* [block_keys][D], read as broadcasts */
     float *Vs = Ks + block_keys * D;       /* [block_keys][D] */
@@ -398,7 +426,7 @@ __global__ void attention_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t
     for (int i = threadIdx.x; i < block_keys * D; i += blockDim.x) {
         const int r = i / D, d = i % D;
         const bool ok = r < keys;
-        const act_t *key_row = seq + (size_t)(s0 + r) * row;
+        const E *key_row = seq + (size_t)(s0 + r) * row;
         Ks[i] = ok ? act_load(key_row + (size_t)(H + kv_head) * D + d) : 0.0f;
         Vs[i] = ok ? act_load(key_row + (size_t)(H + KV + kv_head) * D + d) : 0.0f;
     }
@@ -459,7 +487,7 @@ __global__ void attention_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t
     for (int r = 0; r < ATT_ROWS; r++) {
         const int kr = warp * ATT_ROWS + r;
         if (kr >= keys) break;
-        act_t *key_row = dqkv + ((size_t)b * T + s0 + kr) * row;
+        E *key_row = dqkv + ((size_t)b * T + s0 + kr) * row;
         for (int c = 0; c < DC; c++) {
             const int d = lane + c * WARP;
             if (d >= D) continue;
@@ -471,40 +499,48 @@ __global__ void attention_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t
 
 size_t egrc_gpu_attention_backward_scratch(int B, int T, int H) { return (size_t)B * H * T * sizeof(float); }
 
-template <int DC>
-static cudaError_t backward_launch(cudaStream_t stream, size_t shared_limit, float *delta, act_t *dqkv,
-                                   const act_t *dout, const act_t *qkv, const act_t *out, const float *lse, int B,
-                                   int T, int H, int KV, int D) {
+template <int DC, typename E>
+static cudaError_t backward_launch(cudaStream_t stream, size_t shared_limit, float *delta, E *dqkv, const E *dout,
+                                   const E *qkv, const E *out, const float *lse, int B, int T, int H, int KV, int D) {
     const int warps_dq = fit_warps(ATT_DQ, ATT_MAX_WARPS, D, shared_limit);
     const int warps_dkv = fit_warps(ATT_DKV, ATT_MAX_WARPS, D, shared_limit);
     if (warps_dq == 0 || warps_dkv == 0) return cudaErrorInvalidValue;
     const int warps = ATT_MAX_WARPS;
     const size_t rows = (size_t)B * T * H;
-    attention_delta_kernel<act_t><<<(unsigned)((rows + warps - 1) / warps), warps * WARP, 0, stream>>>(
+    attention_delta_kernel<E><<<(unsigned)((rows + warps - 1) / warps), warps * WARP, 0, stream>>>(
         delta, dout, out, B, T, H, D);
     const size_t shared_dq = att_shared_bytes(ATT_DQ, warps_dq, D);
     const size_t shared_dkv = att_shared_bytes(ATT_DKV, warps_dkv, D);
-    cudaError_t err = egrc_allow_dynamic_shared(attention_dq_kernel<DC>, shared_dq);
-    if (err == cudaSuccess) err = egrc_allow_dynamic_shared(attention_dkv_kernel<DC>, shared_dkv);
+    cudaError_t err = egrc_allow_dynamic_shared(attention_dq_kernel<DC, E>, shared_dq);
+    if (err == cudaSuccess) err = egrc_allow_dynamic_shared(attention_dkv_kernel<DC, E>, shared_dkv);
     if (err != cudaSuccess) return err;
     const dim3 grid(ceil_div(T, warps_dq * ATT_ROWS), H, B), grid_kv(ceil_div(T, warps_dkv * ATT_ROWS), KV, B);
-    attention_dq_kernel<DC><<<grid, warps_dq * WARP, shared_dq, stream>>>(dqkv, dout, qkv, lse, delta, T, H, KV, D);
-    attention_dkv_kernel<DC>
+    attention_dq_kernel<DC, E>
+        <<<grid, warps_dq * WARP, shared_dq, stream>>>(dqkv, dout, qkv, lse, delta, T, H, KV, D);
+    attention_dkv_kernel<DC, E>
         <<<grid_kv, warps_dkv * WARP, shared_dkv, stream>>>(dqkv, dout, qkv, lse, delta, T, H, KV, D);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, size_t shared_limit, void *scratch, void *dqkv,
-                                        const void *dout, const void *qkv, const void *out, const float *lse, int B,
-                                        int T, int H, int KV, int D) {
-    if (B <= 0 || T <= 0) return cudaSuccess;
+template <typename E>
+static cudaError_t backward_dispatch(cudaStream_t stream, size_t shared_limit, void *scratch, void *dqkv,
+                                     const void *dout, const void *qkv, const void *out, const float *lse, int B,
+                                     int T, int H, int KV, int D) {
     float *delta = (float *)scratch;
-    act_t *dx = (act_t *)dqkv;
-    const act_t *g = (const act_t *)dout, *x = (const act_t *)qkv, *o = (const act_t *)out;
+    E *dx = (E *)dqkv;
+    const E *g = (const E *)dout, *x = (const E *)qkv, *o = (const E *)out;
     switch (head_registers(D)) {
-    case 1: return backward_launch<1>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
-    case 2: return backward_launch<2>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
-    case 4: return backward_launch<4>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
-    default: return backward_launch<8>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    case 1: return backward_launch<1, E>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    case 2: return backward_launch<2, E>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    case 4: return backward_launch<4, E>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
+    default: return backward_launch<8, E>(stream, shared_limit, delta, dx, g, x, o, lse, B, T, H, KV, D);
     }
+}
+
+cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, egrc_gpu_dtype act, size_t shared_limit, void *scratch,
+                                        void *dqkv, const void *dout, const void *qkv, const void *out,
+                                        const float *lse, int B, int T, int H, int KV, int D) {
+    if (B <= 0 || T <= 0) return cudaSuccess;
+    return ACT_DISPATCH(act, backward_dispatch, stream, shared_limit, scratch, dqkv, dout, qkv, out, lse, B, T, H, KV,
+                        D);
 }

@@ -1,7 +1,7 @@
 /* Helpers shared by the kernels: element loads and stores that convert
- * between the activation storage type and fp32, warp and block reductions,
- * and launch-size arithmetic. Every kernel computes in fp32 (or double where
- * the CPU reference does) whatever the storage type. */
+ * between the activation storage types (fp32, bf16) and fp32, warp and
+ * block reductions, and launch-size arithmetic. Every kernel computes in
+ * fp32 (or double where the CPU reference does) whatever the storage type. */
 #ifndef EGRC_GPU_COMMON_CUH
 #define EGRC_GPU_COMMON_CUH
 
@@ -14,13 +14,18 @@
 
 #define WARP EGRC_WARP_SIZE
 
-/* The storage type of activations. Only fp32 is implemented in this version;
- * bf16 storage means adding load/store overloads for it below and
- * instantiating the kernels for both types. */
-typedef float act_t;
-
+/* Loads and stores of the activation storage types (kernels take the type as
+ * a template parameter T): fp32 math on either side. A bf16 store rounds to
+ * nearest even. */
 __device__ __forceinline__ float act_load(const float *p) { return *p; }
+__device__ __forceinline__ float act_load(const egrc_bf16 *p) { return egrc_bf16_to_float(*p); }
 __device__ __forceinline__ void act_store(float *p, float v) { *p = v; }
+__device__ __forceinline__ void act_store(egrc_bf16 *p, float v) { *p = egrc_float_to_bf16(v); }
+
+/* Calls launch<T>(args...) with T the storage type `act` names: how each
+ * extern "C" launcher picks its kernels' instantiation. */
+#define ACT_DISPATCH(act, launch, ...) \
+    ((act) == EGRC_GPU_BF16 ? launch<egrc_bf16>(__VA_ARGS__) : launch<float>(__VA_ARGS__))
 
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {

@@ -20,6 +20,11 @@
  * an AMD block gets for 128-wide heads. The device pass checks below that
  * the width divides the wavefront it compiles for.
  *
+ * Storage types. Activations are fp32 or bf16 (the plugin's act_dtype); in
+ * device code `egrc_bf16` is the vendor's bf16 type (__nv_bfloat16 on CUDA,
+ * hip_bfloat16 on HIP), converted with egrc_bf16_to_float and
+ * egrc_float_to_bf16 (round to nearest even on both vendors).
+ *
  * Host C code may include this header too (it then sees only the runtime).
  * A kernel file that sorts defines EGRC_GPU_WANT_SORT first to get
  * egrc_radix_sort_pairs (CUB, or rocPRIM, which every ROCm install has, where
@@ -90,6 +95,15 @@ static inline hipError_t egrc_allow_dynamic_shared(Kernel, size_t) {
 #include <rocprim/device/device_radix_sort.hpp>
 #define egrc_radix_sort_pairs rocprim::radix_sort_pairs
 #endif
+
+/* bf16 storage. ROCm 5.2 (Debian 12) has hip_bfloat16 only: __hip_bfloat16
+ * (amd_hip_bf16.h) came in later releases, which still ship hip_bfloat16.
+ * Its float constructor rounds to nearest even (NaN stays NaN), as CUDA's
+ * __float2bfloat16 does, so both plugins store the same bits. */
+#include <hip/hip_bfloat16.h>
+typedef hip_bfloat16 egrc_bf16;
+__device__ __forceinline__ float egrc_bf16_to_float(egrc_bf16 x) { return (float)x; }
+__device__ __forceinline__ egrc_bf16 egrc_float_to_bf16(float x) { return hip_bfloat16(x); }
 #endif
 
 #else /* CUDA */
@@ -121,6 +135,12 @@ static inline cudaError_t egrc_allow_dynamic_shared(Kernel kernel, size_t bytes)
  * values in/out, count, begin bit, end bit, stream. */
 #define egrc_radix_sort_pairs cub::DeviceRadixSort::SortPairs
 #endif
+
+/* bf16 storage: round to nearest even (NaN stays NaN). */
+#include <cuda_bf16.h>
+typedef __nv_bfloat16 egrc_bf16;
+__device__ __forceinline__ float egrc_bf16_to_float(egrc_bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ egrc_bf16 egrc_float_to_bf16(float x) { return __float2bfloat16_rn(x); }
 #endif
 
 #endif

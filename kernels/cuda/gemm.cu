@@ -10,10 +10,17 @@
  * neighbouring rows of a column (the contiguous direction). Tiles of op(A)
  * and op(B), 16 deep, are staged in shared memory, each loaded along its
  * contiguous direction in memory whatever the transposition. Loads are
- * scalar: weights sit at any float offset of the parameter buffer, so no
- * pointer is assumed aligned beyond 4 bytes. Each output sums k in order
- * with one fp32 accumulator: deterministic, though over long sums (weight
- * gradients over many tokens) it rounds a little more than a blocked BLAS.
+ * scalar: weights sit at any element offset of the parameter buffer, so no
+ * pointer is assumed aligned beyond its element size. Each output sums k in
+ * order with one fp32 accumulator: deterministic, though over long sums
+ * (weight gradients over many tokens) it rounds a little more than a
+ * blocked BLAS.
+ *
+ * Element types: the operands and the bias are read as TI and widened to
+ * fp32 in shared memory; D is TO. Instantiated for fp32 -> fp32, bf16 ->
+ * bf16 (activations in bf16 mode) and bf16 -> fp32 (weight gradients, which
+ * stay fp32). The product of two bf16 values is exact in fp32, so bf16
+ * inputs lose nothing beyond their own rounding.
  *
  * A simple kernel, not a fast one: no tensor cores, no double buffering. */
 #include "common.cuh"
@@ -30,9 +37,9 @@
  * of an operand into tile[depth][row], zero outside (rows, depth). The element
  * (row, depth) is X(row, depth) of the column-major X, or X(depth, row) when
  * TRANSPOSED; consecutive threads read consecutive addresses either way. */
-template <bool TRANSPOSED>
-__device__ __forceinline__ void load_tile(float (*tile)[GEMM_TILE + 1], const act_t *X, size_t ld, int row0,
-                                          int rows, int depth0, int depth) {
+template <bool TRANSPOSED, typename TI>
+__device__ __forceinline__ void load_tile(float (*tile)[GEMM_TILE + 1], const TI *X, size_t ld, int row0, int rows,
+                                          int depth0, int depth) {
     for (int p = 0; p < GEMM_LOADS; p++) {
         const int e = threadIdx.x + p * GEMM_THREADS;
         /* Transposed: depth is contiguous in memory; otherwise rows are. */
@@ -45,10 +52,10 @@ __device__ __forceinline__ void load_tile(float (*tile)[GEMM_TILE + 1], const ac
     }
 }
 
-template <bool TRANS_A, bool TRANS_B>
+template <bool TRANS_A, bool TRANS_B, typename TI, typename TO>
 __global__ void __launch_bounds__(GEMM_THREADS)
-    gemm_kernel(int m, int n, int k, const act_t *A, int lda, const act_t *B, int ldb, act_t *D, int ldd,
-                float beta, const act_t *bias) {
+    gemm_kernel(int m, int n, int k, const TI *A, int lda, const TI *B, int ldb, TO *D, int ldd, float beta,
+                const TI *bias) {
     /* +1: loading along depth (transposed operands) would otherwise hit one bank. */
     __shared__ float As[GEMM_DEPTH][GEMM_TILE + 1], Bs[GEMM_DEPTH][GEMM_TILE + 1];
     const int tx = threadIdx.x % GEMM_SIDE, ty = threadIdx.x / GEMM_SIDE;
@@ -77,7 +84,7 @@ __global__ void __launch_bounds__(GEMM_THREADS)
         for (int r = 0; r < GEMM_PER_THREAD; r++) {
             const int i = i0 + tx + r * GEMM_SIDE;
             if (i >= m) break;
-            act_t *d = D + (size_t)j * ldd + i;
+            TO *d = D + (size_t)j * ldd + i;
             float v = acc[r][c];
             if (bias) v += act_load(bias + i);
             if (beta != 0.0f) v += beta * act_load(d);
@@ -86,22 +93,36 @@ __global__ void __launch_bounds__(GEMM_THREADS)
     }
 }
 
-template <bool TRANS_A, bool TRANS_B>
-static cudaError_t gemm_launch(cudaStream_t stream, int m, int n, int k, const act_t *A, int lda, const act_t *B,
-                               int ldb, act_t *D, int ldd, float beta, const act_t *bias) {
+template <bool TRANS_A, bool TRANS_B, typename TI, typename TO>
+static cudaError_t gemm_launch(cudaStream_t stream, int m, int n, int k, const void *A, int lda, const void *B,
+                               int ldb, void *D, int ldd, float beta, const void *bias) {
     /* n (tokens, or output features) stays far below the 65535 * 64 columns gridDim.y allows. */
     const dim3 grid(ceil_div(m, GEMM_TILE), ceil_div(n, GEMM_TILE));
-    gemm_kernel<TRANS_A, TRANS_B><<<grid, GEMM_THREADS, 0, stream>>>(m, n, k, A, lda, B, ldb, D, ldd, beta, bias);
+    gemm_kernel<TRANS_A, TRANS_B, TI, TO><<<grid, GEMM_THREADS, 0, stream>>>(
+        m, n, k, (const TI *)A, lda, (const TI *)B, ldb, (TO *)D, ldd, beta, (const TI *)bias);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_gemm(cudaStream_t stream, int trans_a, int trans_b, int m, int n, int k, const void *A, int lda,
-                          const void *B, int ldb, void *D, int ldd, float beta, const void *bias) {
+template <typename TI, typename TO>
+static cudaError_t gemm_types(cudaStream_t stream, int trans_a, int trans_b, int m, int n, int k, const void *A,
+                              int lda, const void *B, int ldb, void *D, int ldd, float beta, const void *bias) {
+    if (trans_a && trans_b)
+        return gemm_launch<true, true, TI, TO>(stream, m, n, k, A, lda, B, ldb, D, ldd, beta, bias);
+    if (trans_a) return gemm_launch<true, false, TI, TO>(stream, m, n, k, A, lda, B, ldb, D, ldd, beta, bias);
+    if (trans_b) return gemm_launch<false, true, TI, TO>(stream, m, n, k, A, lda, B, ldb, D, ldd, beta, bias);
+    return gemm_launch<false, false, TI, TO>(stream, m, n, k, A, lda, B, ldb, D, ldd, beta, bias);
+}
+
+cudaError_t egrc_gpu_gemm(cudaStream_t stream, egrc_gpu_dtype ab, egrc_gpu_dtype d, int trans_a, int trans_b, int m,
+                          int n, int k, const void *A, int lda, const void *B, int ldb, void *D, int ldd, float beta,
+                          const void *bias) {
     if (m <= 0 || n <= 0) return cudaSuccess; /* an empty grid is a launch error */
-    const act_t *a = (const act_t *)A, *b = (const act_t *)B, *bias_act = (const act_t *)bias;
-    act_t *d = (act_t *)D;
-    if (trans_a && trans_b) return gemm_launch<true, true>(stream, m, n, k, a, lda, b, ldb, d, ldd, beta, bias_act);
-    if (trans_a) return gemm_launch<true, false>(stream, m, n, k, a, lda, b, ldb, d, ldd, beta, bias_act);
-    if (trans_b) return gemm_launch<false, true>(stream, m, n, k, a, lda, b, ldb, d, ldd, beta, bias_act);
-    return gemm_launch<false, false>(stream, m, n, k, a, lda, b, ldb, d, ldd, beta, bias_act);
+    if (ab == EGRC_GPU_F32 && d == EGRC_GPU_F32)
+        return gemm_types<float, float>(stream, trans_a, trans_b, m, n, k, A, lda, B, ldb, D, ldd, beta, bias);
+    if (ab == EGRC_GPU_BF16 && d == EGRC_GPU_BF16)
+        return gemm_types<egrc_bf16, egrc_bf16>(stream, trans_a, trans_b, m, n, k, A, lda, B, ldb, D, ldd, beta,
+                                                bias);
+    if (ab == EGRC_GPU_BF16 && d == EGRC_GPU_F32)
+        return gemm_types<egrc_bf16, float>(stream, trans_a, trans_b, m, n, k, A, lda, B, ldb, D, ldd, beta, bias);
+    return cudaErrorInvalidValue;
 }

@@ -1,6 +1,7 @@
-/* Kernels of the per-token layers: embeddings, LayerNorm/RMSNorm, bias
- * handling, rotary embeddings, activations and residual adds. Semantics are
- * those of backends/cpu/cpu_layers.c, which these are tested against.
+/* Kernels of the per-token layers: conversions between fp32 and the
+ * activation type, embeddings, LayerNorm/RMSNorm, bias handling, rotary
+ * embeddings, activations and residual adds. Semantics are those of
+ * backends/cpu/cpu_layers.c, which these are tested against.
  *
  * Determinism: nothing here uses floating-point atomics. Sums over rows
  * (weight and bias gradients) are split into a fixed number of row chunks
@@ -8,6 +9,34 @@
  * chunks summed in order; embedding gradients sort the rows by token first. */
 #define EGRC_GPU_WANT_SORT /* the embedding gradient sorts rows by id */
 #include "common.cuh"
+
+/* ---------------- conversions ---------------- */
+
+template <typename T>
+__global__ void to_act_kernel(T *dst, const float *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        act_store(dst + i, src[i]);
+}
+
+template <typename T>
+__global__ void to_f32_kernel(float *dst, const T *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = act_load(src + i);
+}
+
+cudaError_t egrc_gpu_to_act(cudaStream_t stream, egrc_gpu_dtype act, void *dst, const float *src, size_t n) {
+    if (n == 0) return cudaSuccess;
+    if (act == EGRC_GPU_F32) return cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
+    to_act_kernel<egrc_bf16><<<grid_for(n, 256), 256, 0, stream>>>((egrc_bf16 *)dst, src, n);
+    return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_to_f32(cudaStream_t stream, egrc_gpu_dtype act, float *dst, const void *src, size_t n) {
+    if (n == 0) return cudaSuccess;
+    if (act == EGRC_GPU_F32) return cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
+    to_f32_kernel<egrc_bf16><<<grid_for(n, 256), 256, 0, stream>>>(dst, (const egrc_bf16 *)src, n);
+    return cudaGetLastError();
+}
 
 /* ---------------- embeddings ---------------- */
 
@@ -23,12 +52,18 @@ __global__ void embedding_forward_kernel(T *out, const int32_t *tokens, const in
     }
 }
 
-cudaError_t egrc_gpu_embedding_forward(cudaStream_t stream, void *out, const int32_t *tokens,
-                                       const int32_t *positions, const void *wte, const void *wpe, int N, int C) {
+template <typename T>
+static cudaError_t embedding_forward_launch(cudaStream_t stream, void *out, const int32_t *tokens,
+                                            const int32_t *positions, const void *wte, const void *wpe, int N, int C) {
     const unsigned block = 256;
-    embedding_forward_kernel<act_t><<<grid_for((size_t)N * C, block), block, 0, stream>>>(
-        (act_t *)out, tokens, positions, (const act_t *)wte, (const act_t *)wpe, N, C);
+    embedding_forward_kernel<T><<<grid_for((size_t)N * C, block), block, 0, stream>>>(
+        (T *)out, tokens, positions, (const T *)wte, (const T *)wpe, N, C);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_embedding_forward(cudaStream_t stream, egrc_gpu_dtype act, void *out, const int32_t *tokens,
+                                       const int32_t *positions, const void *wte, const void *wpe, int N, int C) {
+    return ACT_DISPATCH(act, embedding_forward_launch, stream, out, tokens, positions, wte, wpe, N, C);
 }
 
 /* The embedding gradient is a scatter-add where rows may share a token. To
@@ -66,9 +101,16 @@ __global__ void embedding_runs_kernel(float *dtable, const T *dout, const int32_
     }
 }
 
-cudaError_t egrc_gpu_embedding_backward(cudaStream_t stream, void *scratch, float *dwte, float *dwpe,
-                                        const void *dout, const int32_t *tokens, const int32_t *positions, int N,
-                                        int C) {
+template <typename T>
+static cudaError_t embedding_runs_launch(cudaStream_t stream, float *dtable, const void *dout, const int32_t *ids,
+                                         const int32_t *rows, int N, int C) {
+    embedding_runs_kernel<T><<<N, 256, 0, stream>>>(dtable, (const T *)dout, ids, rows, N, C);
+    return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_embedding_backward(cudaStream_t stream, egrc_gpu_dtype act, void *scratch, float *dwte,
+                                        float *dwpe, const void *dout, const int32_t *tokens,
+                                        const int32_t *positions, int N, int C) {
     if (N <= 0 || C <= 0) return cudaSuccess; /* an empty grid is a launch error */
     const size_t ints = align256((size_t)N * sizeof(int32_t));
     int32_t *order = (int32_t *)scratch;
@@ -83,9 +125,9 @@ cudaError_t egrc_gpu_embedding_backward(cudaStream_t stream, void *scratch, floa
         if (!tables[t]) continue;
         cudaError_t err =
             egrc_radix_sort_pairs(temp, temp_bytes, tables_ids[t], sorted_ids, order, sorted_rows, N, 0, 32, stream);
+        if (err == cudaSuccess) err = ACT_DISPATCH(act, embedding_runs_launch, stream, tables[t], dout, sorted_ids,
+                                                   sorted_rows, N, C);
         if (err != cudaSuccess) return err;
-        embedding_runs_kernel<act_t>
-            <<<N, 256, 0, stream>>>(tables[t], (const act_t *)dout, sorted_ids, sorted_rows, N, C);
     }
     return cudaGetLastError();
 }
@@ -136,20 +178,32 @@ __global__ void rmsnorm_forward_kernel(T *out, float *rstd, const T *inp, const 
     if (lane == 0) rstd[n] = s;
 }
 
-cudaError_t egrc_gpu_layernorm_forward(cudaStream_t stream, void *out, float *mean, float *rstd, const void *inp,
-                                       const void *w, const void *b, int N, int C, float eps) {
-    if (N <= 0) return cudaSuccess;
-    layernorm_forward_kernel<act_t><<<ceil_div(N, NORM_ROWS_PER_BLOCK), NORM_ROWS_PER_BLOCK * WARP, 0, stream>>>(
-        (act_t *)out, mean, rstd, (const act_t *)inp, (const act_t *)w, (const act_t *)b, N, C, eps);
+template <typename T>
+static cudaError_t layernorm_forward_launch(cudaStream_t stream, void *out, float *mean, float *rstd,
+                                            const void *inp, const void *w, const void *b, int N, int C, float eps) {
+    layernorm_forward_kernel<T><<<ceil_div(N, NORM_ROWS_PER_BLOCK), NORM_ROWS_PER_BLOCK * WARP, 0, stream>>>(
+        (T *)out, mean, rstd, (const T *)inp, (const T *)w, (const T *)b, N, C, eps);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_rmsnorm_forward(cudaStream_t stream, void *out, float *rstd, const void *inp, const void *w,
-                                     int N, int C, float eps) {
+cudaError_t egrc_gpu_layernorm_forward(cudaStream_t stream, egrc_gpu_dtype act, void *out, float *mean, float *rstd,
+                                       const void *inp, const void *w, const void *b, int N, int C, float eps) {
     if (N <= 0) return cudaSuccess;
-    rmsnorm_forward_kernel<act_t><<<ceil_div(N, NORM_ROWS_PER_BLOCK), NORM_ROWS_PER_BLOCK * WARP, 0, stream>>>(
-        (act_t *)out, rstd, (const act_t *)inp, (const act_t *)w, N, C, eps);
+    return ACT_DISPATCH(act, layernorm_forward_launch, stream, out, mean, rstd, inp, w, b, N, C, eps);
+}
+
+template <typename T>
+static cudaError_t rmsnorm_forward_launch(cudaStream_t stream, void *out, float *rstd, const void *inp, const void *w,
+                                          int N, int C, float eps) {
+    rmsnorm_forward_kernel<T><<<ceil_div(N, NORM_ROWS_PER_BLOCK), NORM_ROWS_PER_BLOCK * WARP, 0, stream>>>(
+        (T *)out, rstd, (const T *)inp, (const T *)w, N, C, eps);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_rmsnorm_forward(cudaStream_t stream, egrc_gpu_dtype act, void *out, float *rstd, const void *inp,
+                                     const void *w, int N, int C, float eps) {
+    if (N <= 0) return cudaSuccess;
+    return ACT_DISPATCH(act, rmsnorm_forward_launch, stream, out, rstd, inp, w, N, C, eps);
 }
 
 /* dinp += the norm's input gradient; one warp per row. mean == NULL: RMSNorm. */
@@ -228,37 +282,49 @@ __global__ void column_finish_kernel(float *dw, float *db, const float *partial_
     }
 }
 
-template <int MODE>
-static void column_sums(cudaStream_t stream, void *scratch, float *dw, float *db, const act_t *dout,
-                        const act_t *inp, const float *mean, const float *rstd, int N, int C) {
+template <int MODE, typename T>
+static void column_sums(cudaStream_t stream, void *scratch, float *dw, float *db, const T *dout, const T *inp,
+                        const float *mean, const float *rstd, int N, int C) {
     const int chunk_rows = column_chunk_rows(N), chunks = ceil_div(N, chunk_rows);
     float *partial_w = (float *)scratch, *partial_b = partial_w + (size_t)chunks * C;
     const dim3 grid(ceil_div(C, COLUMN_THREADS), chunks);
-    column_partials_kernel<MODE, act_t>
+    column_partials_kernel<MODE, T>
         <<<grid, COLUMN_THREADS, 0, stream>>>(partial_w, partial_b, dout, inp, mean, rstd, N, C, chunk_rows);
     column_finish_kernel<<<ceil_div(C, COLUMN_THREADS), COLUMN_THREADS, 0, stream>>>(dw, db, partial_w, partial_b,
                                                                                      chunks, C);
 }
 
-cudaError_t egrc_gpu_norm_backward(cudaStream_t stream, void *scratch, void *dinp, float *dw, float *db,
-                                   const void *dout, const void *inp, const void *w, const float *mean,
-                                   const float *rstd, int N, int C) {
-    if (N <= 0 || C <= 0) return cudaSuccess; /* an empty grid is a launch error */
-    norm_backward_rows_kernel<act_t><<<ceil_div(N, NORM_ROWS_PER_BLOCK), NORM_ROWS_PER_BLOCK * WARP, 0, stream>>>(
-        (act_t *)dinp, (const act_t *)dout, (const act_t *)inp, (const act_t *)w, mean, rstd, N, C);
+template <typename T>
+static cudaError_t norm_backward_launch(cudaStream_t stream, void *scratch, void *dinp, float *dw, float *db,
+                                        const void *dout, const void *inp, const void *w, const float *mean,
+                                        const float *rstd, int N, int C) {
+    norm_backward_rows_kernel<T><<<ceil_div(N, NORM_ROWS_PER_BLOCK), NORM_ROWS_PER_BLOCK * WARP, 0, stream>>>(
+        (T *)dinp, (const T *)dout, (const T *)inp, (const T *)w, mean, rstd, N, C);
     if (mean)
-        column_sums<COLUMN_LAYERNORM>(stream, scratch, dw, db, (const act_t *)dout, (const act_t *)inp, mean, rstd, N,
-                                      C);
+        column_sums<COLUMN_LAYERNORM, T>(stream, scratch, dw, db, (const T *)dout, (const T *)inp, mean, rstd, N, C);
     else
-        column_sums<COLUMN_RMSNORM>(stream, scratch, dw, NULL, (const act_t *)dout, (const act_t *)inp, NULL, rstd,
-                                    N, C);
+        column_sums<COLUMN_RMSNORM, T>(stream, scratch, dw, NULL, (const T *)dout, (const T *)inp, NULL, rstd, N, C);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_bias_backward(cudaStream_t stream, void *scratch, float *dbias, const void *dout, int N, int OC) {
-    if (N <= 0 || OC <= 0) return cudaSuccess;
-    column_sums<COLUMN_BIAS>(stream, scratch, NULL, dbias, (const act_t *)dout, NULL, NULL, NULL, N, OC);
+cudaError_t egrc_gpu_norm_backward(cudaStream_t stream, egrc_gpu_dtype act, void *scratch, void *dinp, float *dw,
+                                   float *db, const void *dout, const void *inp, const void *w, const float *mean,
+                                   const float *rstd, int N, int C) {
+    if (N <= 0 || C <= 0) return cudaSuccess; /* an empty grid is a launch error */
+    return ACT_DISPATCH(act, norm_backward_launch, stream, scratch, dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+}
+
+template <typename T>
+static cudaError_t bias_backward_launch(cudaStream_t stream, void *scratch, float *dbias, const void *dout, int N,
+                                        int OC) {
+    column_sums<COLUMN_BIAS, T>(stream, scratch, NULL, dbias, (const T *)dout, NULL, NULL, NULL, N, OC);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_bias_backward(cudaStream_t stream, egrc_gpu_dtype act, void *scratch, float *dbias,
+                                   const void *dout, int N, int OC) {
+    if (N <= 0 || OC <= 0) return cudaSuccess;
+    return ACT_DISPATCH(act, bias_backward_launch, stream, scratch, dbias, dout, N, OC);
 }
 
 template <typename T>
@@ -268,9 +334,14 @@ __global__ void bias_add_kernel(T *out, const T *bias, int N, int OC) {
         act_store(out + i, act_load(out + i) + act_load(bias + i % OC));
 }
 
-cudaError_t egrc_gpu_bias_add(cudaStream_t stream, void *out, const void *bias, int N, int OC) {
-    bias_add_kernel<act_t><<<grid_for((size_t)N * OC, 256), 256, 0, stream>>>((act_t *)out, (const act_t *)bias, N, OC);
+template <typename T>
+static cudaError_t bias_add_launch(cudaStream_t stream, void *out, const void *bias, int N, int OC) {
+    bias_add_kernel<T><<<grid_for((size_t)N * OC, 256), 256, 0, stream>>>((T *)out, (const T *)bias, N, OC);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_bias_add(cudaStream_t stream, egrc_gpu_dtype act, void *out, const void *bias, int N, int OC) {
+    return ACT_DISPATCH(act, bias_add_launch, stream, out, bias, N, OC);
 }
 
 /* ---------------- rotary embeddings ---------------- */
@@ -298,11 +369,17 @@ __global__ void rope_kernel(T *qkv, const int32_t *positions, const float *inv_f
     }
 }
 
-cudaError_t egrc_gpu_rope(cudaStream_t stream, void *qkv, const int32_t *positions, const float *inv_freq, int N,
-                          int H, int KV, int D, float sign) {
-    if (N <= 0) return cudaSuccess;
-    rope_kernel<act_t><<<N, 128, 0, stream>>>((act_t *)qkv, positions, inv_freq, H, KV, D, sign);
+template <typename T>
+static cudaError_t rope_launch(cudaStream_t stream, void *qkv, const int32_t *positions, const float *inv_freq, int N,
+                               int H, int KV, int D, float sign) {
+    rope_kernel<T><<<N, 128, 0, stream>>>((T *)qkv, positions, inv_freq, H, KV, D, sign);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_rope(cudaStream_t stream, egrc_gpu_dtype act, void *qkv, const int32_t *positions,
+                          const float *inv_freq, int N, int H, int KV, int D, float sign) {
+    if (N <= 0) return cudaSuccess;
+    return ACT_DISPATCH(act, rope_launch, stream, qkv, positions, inv_freq, N, H, KV, D, sign);
 }
 
 /* ---------------- activations and residuals ---------------- */
@@ -328,15 +405,25 @@ __global__ void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, size_
     }
 }
 
-cudaError_t egrc_gpu_gelu_forward(cudaStream_t stream, void *out, const void *inp, size_t n) {
-    gelu_forward_kernel<act_t><<<grid_for(n, 256), 256, 0, stream>>>((act_t *)out, (const act_t *)inp, n);
+template <typename T>
+static cudaError_t gelu_forward_launch(cudaStream_t stream, void *out, const void *inp, size_t n) {
+    gelu_forward_kernel<T><<<grid_for(n, 256), 256, 0, stream>>>((T *)out, (const T *)inp, n);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_gelu_backward(cudaStream_t stream, void *dinp, const void *inp, const void *dout, size_t n) {
-    gelu_backward_kernel<act_t>
-        <<<grid_for(n, 256), 256, 0, stream>>>((act_t *)dinp, (const act_t *)inp, (const act_t *)dout, n);
+cudaError_t egrc_gpu_gelu_forward(cudaStream_t stream, egrc_gpu_dtype act, void *out, const void *inp, size_t n) {
+    return ACT_DISPATCH(act, gelu_forward_launch, stream, out, inp, n);
+}
+
+template <typename T>
+static cudaError_t gelu_backward_launch(cudaStream_t stream, void *dinp, const void *inp, const void *dout, size_t n) {
+    gelu_backward_kernel<T><<<grid_for(n, 256), 256, 0, stream>>>((T *)dinp, (const T *)inp, (const T *)dout, n);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_gelu_backward(cudaStream_t stream, egrc_gpu_dtype act, void *dinp, const void *inp,
+                                   const void *dout, size_t n) {
+    return ACT_DISPATCH(act, gelu_backward_launch, stream, dinp, inp, dout, n);
 }
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -366,17 +453,29 @@ __global__ void swiglu_backward_kernel(T *dgate_up, const T *dout, const T *gate
     }
 }
 
-cudaError_t egrc_gpu_swiglu_forward(cudaStream_t stream, void *out, const void *gate_up, int N, int hidden) {
-    swiglu_forward_kernel<act_t>
-        <<<grid_for((size_t)N * hidden, 256), 256, 0, stream>>>((act_t *)out, (const act_t *)gate_up, N, hidden);
+template <typename T>
+static cudaError_t swiglu_forward_launch(cudaStream_t stream, void *out, const void *gate_up, int N, int hidden) {
+    swiglu_forward_kernel<T>
+        <<<grid_for((size_t)N * hidden, 256), 256, 0, stream>>>((T *)out, (const T *)gate_up, N, hidden);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_swiglu_backward(cudaStream_t stream, void *dgate_up, const void *dout, const void *gate_up,
-                                     int N, int hidden) {
-    swiglu_backward_kernel<act_t><<<grid_for((size_t)N * hidden, 256), 256, 0, stream>>>(
-        (act_t *)dgate_up, (const act_t *)dout, (const act_t *)gate_up, N, hidden);
+cudaError_t egrc_gpu_swiglu_forward(cudaStream_t stream, egrc_gpu_dtype act, void *out, const void *gate_up, int N,
+                                    int hidden) {
+    return ACT_DISPATCH(act, swiglu_forward_launch, stream, out, gate_up, N, hidden);
+}
+
+template <typename T>
+static cudaError_t swiglu_backward_launch(cudaStream_t stream, void *dgate_up, const void *dout, const void *gate_up,
+                                          int N, int hidden) {
+    swiglu_backward_kernel<T><<<grid_for((size_t)N * hidden, 256), 256, 0, stream>>>(
+        (T *)dgate_up, (const T *)dout, (const T *)gate_up, N, hidden);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_swiglu_backward(cudaStream_t stream, egrc_gpu_dtype act, void *dgate_up, const void *dout,
+                                     const void *gate_up, int N, int hidden) {
+    return ACT_DISPATCH(act, swiglu_backward_launch, stream, dgate_up, dout, gate_up, N, hidden);
 }
 
 template <typename T>
@@ -385,7 +484,12 @@ __global__ void add_kernel(T *dst, const T *src, size_t n) {
         act_store(dst + i, act_load(dst + i) + act_load(src + i));
 }
 
-cudaError_t egrc_gpu_add(cudaStream_t stream, void *dst, const void *src, size_t n) {
-    add_kernel<act_t><<<grid_for(n, 256), 256, 0, stream>>>((act_t *)dst, (const act_t *)src, n);
+template <typename T>
+static cudaError_t add_launch(cudaStream_t stream, void *dst, const void *src, size_t n) {
+    add_kernel<T><<<grid_for(n, 256), 256, 0, stream>>>((T *)dst, (const T *)src, n);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_add(cudaStream_t stream, egrc_gpu_dtype act, void *dst, const void *src, size_t n) {
+    return ACT_DISPATCH(act, add_launch, stream, dst, src, n);
 }

@@ -53,21 +53,35 @@ __global__ void cross_entropy_backward_kernel(T *dlogits, const T *logits, const
     }
 }
 
-cudaError_t egrc_gpu_cross_entropy_forward(cudaStream_t stream, float *loss, float *lse, float *entropy,
-                                           const void *logits, const int32_t *targets, int N, int V) {
-    if (N <= 0) return cudaSuccess; /* an empty grid is a launch error */
-    cross_entropy_forward_kernel<act_t>
-        <<<N, CE_THREADS, 0, stream>>>(loss, lse, entropy, (const act_t *)logits, targets, V);
+template <typename T>
+static cudaError_t cross_entropy_forward_launch(cudaStream_t stream, float *loss, float *lse, float *entropy,
+                                                const void *logits, const int32_t *targets, int N, int V) {
+    cross_entropy_forward_kernel<T><<<N, CE_THREADS, 0, stream>>>(loss, lse, entropy, (const T *)logits, targets, V);
     return cudaGetLastError();
 }
 
-cudaError_t egrc_gpu_cross_entropy_backward(cudaStream_t stream, void *dlogits, const void *logits, const float *lse,
-                                            const float *entropy, const float *dloss, const float *dentropy,
-                                            const int32_t *targets, int N, int V) {
-    if (N <= 0) return cudaSuccess;
-    cross_entropy_backward_kernel<act_t><<<N, CE_THREADS, 0, stream>>>((act_t *)dlogits, (const act_t *)logits, lse,
-                                                                      entropy, dloss, dentropy, targets, V);
+cudaError_t egrc_gpu_cross_entropy_forward(cudaStream_t stream, egrc_gpu_dtype act, float *loss, float *lse,
+                                           float *entropy, const void *logits, const int32_t *targets, int N, int V) {
+    if (N <= 0) return cudaSuccess; /* an empty grid is a launch error */
+    return ACT_DISPATCH(act, cross_entropy_forward_launch, stream, loss, lse, entropy, logits, targets, N, V);
+}
+
+template <typename T>
+static cudaError_t cross_entropy_backward_launch(cudaStream_t stream, void *dlogits, const void *logits,
+                                                 const float *lse, const float *entropy, const float *dloss,
+                                                 const float *dentropy, const int32_t *targets, int N, int V) {
+    cross_entropy_backward_kernel<T><<<N, CE_THREADS, 0, stream>>>((T *)dlogits, (const T *)logits, lse, entropy,
+                                                                  dloss, dentropy, targets, V);
     return cudaGetLastError();
+}
+
+cudaError_t egrc_gpu_cross_entropy_backward(cudaStream_t stream, egrc_gpu_dtype act, void *dlogits,
+                                            const void *logits, const float *lse, const float *entropy,
+                                            const float *dloss, const float *dentropy, const int32_t *targets, int N,
+                                            int V) {
+    if (N <= 0) return cudaSuccess;
+    return ACT_DISPATCH(act, cross_entropy_backward_launch, stream, dlogits, logits, lse, entropy, dloss, dentropy,
+                        targets, N, V);
 }
 
 /* sum_squares: a fixed number of blocks, block b summing the b-th contiguous
@@ -117,10 +131,20 @@ __global__ void adamw_kernel(float *params, T *compute_copy, const float *grads,
     }
 }
 
-cudaError_t egrc_gpu_adamw(cudaStream_t stream, float *params, void *compute_copy, const float *grads,
-                           float grad_scale, float *m, float *v, size_t n, float beta1, float beta2, float eps,
-                           float decay, float step_size, float bc2_sqrt) {
-    adamw_kernel<act_t><<<grid_for(n, 256), 256, 0, stream>>>(params, (act_t *)compute_copy, grads, grad_scale, m, v,
-                                                              n, beta1, beta2, eps, decay, step_size, bc2_sqrt);
+template <typename T>
+static cudaError_t adamw_launch(cudaStream_t stream, float *params, void *compute_copy, const float *grads,
+                                float grad_scale, float *m, float *v, size_t n, float beta1, float beta2, float eps,
+                                float decay, float step_size, float bc2_sqrt) {
+    adamw_kernel<T><<<grid_for(n, 256), 256, 0, stream>>>(params, (T *)compute_copy, grads, grad_scale, m, v, n, beta1,
+                                                          beta2, eps, decay, step_size, bc2_sqrt);
     return cudaGetLastError();
+}
+
+/* The master update is fp32 whatever `act` is; `act` is the compute copy's
+ * type (a bf16 copy is the master rounded to nearest even). */
+cudaError_t egrc_gpu_adamw(cudaStream_t stream, egrc_gpu_dtype act, float *params, void *compute_copy,
+                           const float *grads, float grad_scale, float *m, float *v, size_t n, float beta1,
+                           float beta2, float eps, float decay, float step_size, float bc2_sqrt) {
+    return ACT_DISPATCH(act, adamw_launch, stream, params, compute_copy, grads, grad_scale, m, v, n, beta1, beta2, eps,
+                        decay, step_size, bc2_sqrt);
 }
