@@ -1,6 +1,6 @@
 /* egrc bench train: training throughput of a model on one backend, next to
- * the throughput of a large sgemm run through the same backend in the same
- * process, so the figure reads as "fraction of what this machine's GEMM can
+ * the throughput of a large GEMM (in the backend's activation dtype) run
+ * through the same backend in the same process, so the figure reads as "fraction of what this machine's GEMM can
  * do" whatever the machine.
  * egrc bench generate: rollout speed with the KV cache (prefill, decode step,
  * new tokens per second). */
@@ -37,19 +37,24 @@ static double training_flops(const egrc_model *m, int B, int T) {
     return tokens * (6.0 * matmul_params + attention);
 }
 
-/* GFLOP/s of an n^3 sgemm through the backend's matmul op. */
-static double sgemm_gflops(egrc_backend *be, int n, egrc_error *err) {
-    size_t bytes = (size_t)n * n * sizeof(float);
-    float *host = malloc(bytes);
-    void *a = be->ops->alloc(be, bytes, err), *b = a ? be->ops->alloc(be, bytes, err) : NULL;
-    void *c = b ? be->ops->alloc(be, bytes, err) : NULL;
+/* GFLOP/s of an n^3 GEMM through the backend's matmul op, in its act_dtype
+ * (the model's GEMMs): an sgemm on the CPU, bf16 with fp32 accumulation on a
+ * GPU in its default mode. The operands are uploaded as fp32 and converted. */
+static double gemm_gflops(egrc_backend *be, int n, egrc_error *err) {
+    size_t count = (size_t)n * n, f32_bytes = count * sizeof(float);
+    size_t act_bytes = count * egrc_dtype_size(be->act_dtype);
+    float *host = malloc(f32_bytes);
+    void *staging = be->ops->alloc(be, f32_bytes, err);
+    void *a = staging ? be->ops->alloc(be, act_bytes, err) : NULL, *b = a ? be->ops->alloc(be, act_bytes, err) : NULL;
+    void *c = b ? be->ops->alloc(be, act_bytes, err) : NULL;
     double best = -1.0;
     if (host && c) {
         egrc_rng rng;
         egrc_rng_seed(&rng, 7);
-        for (size_t i = 0; i < (size_t)n * n; i++) host[i] = egrc_rng_uniform(&rng) - 0.5f;
-        be->ops->upload(be, a, host, bytes);
-        be->ops->upload(be, b, host, bytes);
+        for (size_t i = 0; i < count; i++) host[i] = egrc_rng_uniform(&rng) - 0.5f;
+        be->ops->upload(be, staging, host, f32_bytes);
+        be->ops->to_act(be, a, staging, count);
+        be->ops->to_act(be, b, staging, count);
         for (int rep = 0; rep < 4; rep++) {
             double start = now_seconds();
             be->ops->matmul_forward(be, c, a, b, NULL, n, n, n);
@@ -58,11 +63,12 @@ static double sgemm_gflops(egrc_backend *be, int n, egrc_error *err) {
             if (rep > 0 && gflops > best) best = gflops; /* rep 0 warms up */
         }
     } else {
-        egrc_fail(err, "cannot allocate the sgemm benchmark's %zu-byte matrices", bytes);
+        egrc_fail(err, "cannot allocate the GEMM benchmark's %zu-byte matrices", f32_bytes + 3 * act_bytes);
     }
     if (c) be->ops->free(be, c);
     if (b) be->ops->free(be, b);
     if (a) be->ops->free(be, a);
+    if (staging) be->ops->free(be, staging);
     free(host);
     return best;
 }
@@ -170,15 +176,15 @@ static int bench_train(int argc, char **argv) {
     if (code == EGRC_EXIT_OK) {
         double step_s = total / (double)steps;
         double model_gflops = training_flops(m, (int)B, (int)T) / step_s / 1e9;
-        double gemm = sgemm_gflops(be, 2048, &err);
+        double gemm = gemm_gflops(be, 2048, &err);
         struct rusage usage;
         getrusage(RUSAGE_SELF, &usage);
         egrc_device_info info;
         if (be->ops->device_info(be->device, &info, &err)) snprintf(info.name, sizeof info.name, "?");
-        printf("bench train: %s (%zu parameters), backend %s (%s), batch %ld x %ld, %ld timed steps\n", model_name,
-               m->n_params, backend_name, info.name, B, T, steps);
+        printf("bench train: %s (%zu parameters), backend %s (%s, %s activations), batch %ld x %ld, %ld timed steps\n",
+               model_name, m->n_params, backend_name, info.name, egrc_dtype_name(be->act_dtype), B, T, steps);
         printf("%-10s %-12s %-14s %-16s %-16s %-12s %-12s %s\n", "ms/step", "tokens/s", "model GFLOP/s",
-               "sgemm GFLOP/s", "model/sgemm", "last loss", "peak RSS MiB", "");
+               "GEMM GFLOP/s", "model/GEMM", "last loss", "peak RSS MiB", "");
         printf("%-10.1f %-12.1f %-14.1f %-16.1f %-16.2f %-12.4f %-12.0f\n", 1e3 * step_s, (double)n / step_s,
                model_gflops, gemm, gemm > 0 ? model_gflops / gemm : 0.0, loss, usage.ru_maxrss / 1024.0);
     }

@@ -12,11 +12,24 @@
 #include "model_hf.h"
 #include "safetensors.h"
 
-#define LOGITS_TOLERANCE 1e-5
-#define GRAD_TOLERANCE 1e-4
+/* fp32 activations: a few ulp of the largest value, with room for other
+ * summation orders; gradients of small tensors (a bias, a norm weight) sum
+ * many terms that cancel, hence 1e-4. bf16 activations keep 8 mantissa bits,
+ * so whole-model results drift by about 1e-2 and more through a deep or
+ * widely initialised model: their tolerances only catch gross errors, and
+ * greedy tokens (which a near tie flips) are reported but not judged; the
+ * exact check of a GPU backend is its fp32 mode (EGRC_GPU_DTYPE=fp32). */
+typedef struct tolerances {
+    double logits, loss, grads;
+    int judge_greedy;
+} tolerances;
+
+static const tolerances fp32_tolerances = {1e-5, 1e-5, 1e-4, 1};
+static const tolerances bf16_tolerances = {1e-1, 2e-2, 2e-1, 0};
 
 typedef struct report {
     int failures;
+    tolerances tol;
 } report;
 
 static double relative_error(const float *got, const float *want, size_t n) {
@@ -90,7 +103,7 @@ static int compare_gradients(egrc_model *m, const egrc_safetensors *ref, report 
         float *want = reference_f32(ref, key, n, err);
         if (!want) goto done;
         egrc_hf_export(&tensors[i], grads, hf);
-        print_row(r, key, relative_error(hf, want, n), GRAD_TOLERANCE);
+        print_row(r, key, relative_error(hf, want, n), r->tol.grads);
         free(want);
     }
     rc = 0;
@@ -119,8 +132,8 @@ static int run_parity(egrc_model *m, const egrc_safetensors *ref, report *r, egr
     float loss;
     if (egrc_model_forward(m, tokens, targets, B, T, &loss, err)) goto done;
     egrc_model_download_logits(m, logits);
-    print_row(r, "logits", relative_error(logits, want_logits, n * (size_t)V), LOGITS_TOLERANCE);
-    print_row(r, "loss", relative_error(&loss, want_loss, 1), LOGITS_TOLERANCE);
+    print_row(r, "logits", relative_error(logits, want_logits, n * (size_t)V), r->tol.logits);
+    print_row(r, "loss", relative_error(&loss, want_loss, 1), r->tol.loss);
     egrc_model_zero_grad(m);
     if (egrc_model_backward(m, 1.0f, err) || compare_gradients(m, ref, r, err)) goto done;
 
@@ -134,8 +147,9 @@ static int run_parity(egrc_model *m, const egrc_safetensors *ref, report *r, egr
         if (egrc_model_greedy(m, mine, prompt, cols - prompt, err) == 0) {
             int same = 0;
             for (int i = 0; i < cols; i++) same += mine[i] == greedy[i];
-            printf("%-52s %9d/%-2d %10s  %s\n", "greedy tokens", same, cols, "all", same == cols ? "ok" : "FAIL");
-            if (same != cols) r->failures++;
+            const char *verdict = same == cols ? "ok" : r->tol.judge_greedy ? "FAIL" : "differ (not judged)";
+            printf("%-52s %9d/%-2d %10s  %s\n", "greedy tokens", same, cols, "all", verdict);
+            if (same != cols && r->tol.judge_greedy) r->failures++;
             rc = 0;
         }
     } else {
@@ -177,10 +191,13 @@ int egrc_cmd_parity(int argc, char **argv) {
     egrc_safetensors *ref = m ? egrc_safetensors_open(positional[1], &err) : NULL;
     int code = EGRC_EXIT_USAGE;
     if (ref) {
-        printf("parity of %s (%s, %zu parameters) on %s against %s\n", positional[0], egrc_arch_name(m->cfg.arch),
-               m->n_params, backend_name, positional[1]);
+        report r = {0, be->act_dtype == EGRC_DTYPE_F32 ? fp32_tolerances : bf16_tolerances};
+        printf("parity of %s (%s, %zu parameters) on %s (%s activations) against %s\n", positional[0],
+               egrc_arch_name(m->cfg.arch), m->n_params, backend_name, egrc_dtype_name(be->act_dtype), positional[1]);
+        if (be->act_dtype != EGRC_DTYPE_F32)
+            printf("(loose tolerances for %s activations; EGRC_GPU_DTYPE=fp32 runs the exact check)\n",
+                   egrc_dtype_name(be->act_dtype));
         printf("%-52s %12s %10s  %s\n", "check", "max rel err", "tolerance", "result");
-        report r = {0};
         if (run_parity(m, ref, &r, &err)) {
             code = EGRC_EXIT_USAGE;
         } else {

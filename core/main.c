@@ -32,7 +32,7 @@ static const char usage[] =
     "                                       against a Hugging Face reference; exit 0 when all match\n"
     "  tokenize TOKENIZER.json TEXT         print the token ids of TEXT\n"
     "  bench train --model NAME|DIR [--batch B] [--seq T] [--steps N] [--backend NAME] [--device N]\n"
-    "                                       training throughput, with an sgemm measured in the same run\n"
+    "                                       training throughput, with a GEMM measured in the same run\n"
     "  bench generate --model NAME|DIR [--batch B] [--prompt-len P] [--new-tokens N] [--backend NAME]\n"
     "                                       rollout throughput: prefill, decode ms/step, new tokens/s\n"
     "  grade --gold ANSWER --pred ANSWER_OR_RESPONSE\n"

@@ -45,7 +45,7 @@ expect 2 "--model NAME\|DIR is required" -- "$egrc" bench train
 expect 2 "--batch expects an integer" -- "$egrc" bench train --model gpt2-tiny --batch abc
 expect 2 "unknown flag '--bogus'" -- "$egrc" bench train --model gpt2-tiny --bogus 1
 expect 2 "usage: egrc bench train" -- "$egrc" bench
-expect 0 "tokens/s.*sgemm GFLOP/s" -- "$egrc" bench train --model gpt2-tiny --batch 2 --seq 16 --steps 2
+expect 0 "tokens/s.*GEMM GFLOP/s" -- "$egrc" bench train --model gpt2-tiny --batch 2 --seq 16 --steps 2
 expect 0 "tokens/s" -- "$egrc" bench train --model "$data/tiny-qwen2" --batch 2 --seq 16 --steps 1
 
 expect 0 "^correct$" -- "$egrc" grade --gold '\frac{1}{2}' --pred 'so $\boxed{0.5}$'

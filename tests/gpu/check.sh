@@ -167,8 +167,7 @@ for dtype in bf16 fp32; do
     step "bench_train_$dtype" 240 env EGRC_GPU_DTYPE=$dtype "$egrc" bench train --model gpt2-124M --batch 8 \
         --seq 1024 --steps $steps --backend cuda
     if [ $rc -eq 0 ]; then
-        # the results row: ms/step tokens/s model-GFLOP/s sgemm-GFLOP/s ratio loss RSS
-        # (the "sgemm" is the matmul op's GEMM, in bf16 in bf16 mode)
+        # the results row: ms/step tokens/s model-GFLOP/s GEMM-GFLOP/s ratio loss RSS
         read -r ms tps gflops sgemm _ loss _ < <(tail -n 1 "$logs/bench_train_$dtype.log")
         record "bench train gpt2-124M 8x1024, $dtype" ok \
             "$tps tokens/s, $ms ms/step, $gflops model GFLOP/s (GEMM $sgemm), loss $loss after $steps steps" $secs
