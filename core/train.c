@@ -23,6 +23,13 @@ float egrc_model_grad_norm(egrc_model *m) {
     return sqrtf(sum_sq);
 }
 
+void egrc_model_reset_optimizer(egrc_model *m) {
+    if (!m->adam_m) return;
+    size_t bytes = m->n_params * sizeof(float);
+    m->be->ops->zero(m->be, m->adam_m, bytes);
+    m->be->ops->zero(m->be, m->adam_v, bytes);
+}
+
 int egrc_model_optimizer_step(egrc_model *m, const egrc_optim_config *cfg, int step, float *grad_norm,
                               egrc_error *err) {
     egrc_backend *be = m->be;

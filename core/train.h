@@ -28,6 +28,11 @@ float egrc_lr_at(const egrc_optim_config *cfg, int step);
 /* Global L2 norm of all gradients (one reduction over the gradient buffer). */
 float egrc_model_grad_norm(egrc_model *m);
 
+/* Zeroes the AdamW moments, if any: a new optimizer run on a model that an
+ * earlier one trained (RL after SFT in one process) must not inherit its
+ * momentum, whose bias correction assumed the earlier run's step count. */
+void egrc_model_reset_optimizer(egrc_model *m);
+
 /* Clips (if configured) and applies one AdamW update at 0-based `step`,
  * allocating the moments on first use. Returns the pre-clip gradient norm. */
 int egrc_model_optimizer_step(egrc_model *m, const egrc_optim_config *cfg, int step, float *grad_norm,

@@ -107,9 +107,10 @@ static void optim_from_table(lua_State *L, int arg, egrc_optim_config *c) {
 }
 
 /* egrc.trainer(model, {lr=, min_lr=, warmup=, steps=, ...}): AdamW with a
- * warmup + cosine schedule over `steps` optimizer steps (train.h defaults). */
+ * warmup + cosine schedule over `steps` optimizer steps (train.h defaults).
+ * The moments live in the model: a new trainer starts them from zero. */
 static int trainer_new(lua_State *L) {
-    egrc_check_model(L, 1);
+    egrc_model_reset_optimizer(egrc_check_model(L, 1));
     lua_Integer steps = egrc_opt_integer(L, 2, "steps", 1000);
     lua_trainer *t = lua_newuserdatauv(L, sizeof *t, 1);
     t->optim = egrc_optim_defaults((int)steps);

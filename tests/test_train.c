@@ -155,6 +155,39 @@ static void test_loss_weight(void) {
     egrc_model_free(b);
 }
 
+/* A new optimizer run on a trained model starts from zero moments: after a
+ * reset, a step on model a (trained before, moments non-zero) equals the
+ * same step on model b, a fresh copy of a's weights. */
+static void test_reset_optimizer(void) {
+    egrc_error err;
+    enum { B = 2, T = 8 };
+    egrc_optim_config cfg = {1e-3f, 1e-4f, 0, 4, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    int32_t tokens[B * T], targets[B * T];
+    egrc_rng rng;
+    egrc_rng_seed(&rng, 11);
+    egrc_model *a = test_load_fixture(be, "tiny-qwen2"), *b = test_load_fixture(be, "tiny-qwen2");
+    float *pa = NULL, *pb = NULL;
+    if (a && b && (pa = malloc(a->n_params * sizeof(float))) && (pb = malloc(b->n_params * sizeof(float)))) {
+        for (int s = 0; s < 2; s++) {
+            random_batch(&rng, tokens, targets, B, T);
+            CHECK(egrc_train_step(a, &cfg, s, tokens, targets, 1, B, T, 1.0f, NULL, NULL, &err) == 0);
+        }
+        be->ops->download(be, pa, a->params, a->n_params * sizeof(float));
+        egrc_model_set_params(b, pa);
+        egrc_model_reset_optimizer(a);
+        random_batch(&rng, tokens, targets, B, T);
+        CHECK(egrc_train_step(a, &cfg, 0, tokens, targets, 1, B, T, 1.0f, NULL, NULL, &err) == 0);
+        CHECK(egrc_train_step(b, &cfg, 0, tokens, targets, 1, B, T, 1.0f, NULL, NULL, &err) == 0);
+        be->ops->download(be, pa, a->params, a->n_params * sizeof(float));
+        be->ops->download(be, pb, b->params, b->n_params * sizeof(float));
+        CHECK(memcmp(pa, pb, a->n_params * sizeof(float)) == 0);
+    }
+    free(pa);
+    free(pb);
+    egrc_model_free(a);
+    egrc_model_free(b);
+}
+
 /* Train 6 steps straight; train 3, checkpoint, reload into a fresh model and
  * train 3 more: the weights and losses must be identical to the bit. */
 static void test_resume_is_bit_identical(void) {
@@ -258,6 +291,7 @@ int main(void) {
     test_matches_pytorch_adamw();
     test_gradient_accumulation();
     test_loss_weight();
+    test_reset_optimizer();
     test_resume_is_bit_identical();
     test_hf_round_trip("tiny-gpt2");
     test_hf_round_trip("tiny-qwen2");
