@@ -45,11 +45,31 @@
 #include "../core/error.h"
 #include "../core/safetensors.h" /* egrc_dtype */
 
-#define EGRC_BACKEND_ABI_VERSION 1
+#define EGRC_BACKEND_ABI_VERSION 2
 #define EGRC_BACKEND_ENTRY_SYMBOL "egrc_backend_entry"
 
 typedef struct egrc_backend egrc_backend;
 typedef struct egrc_backend_ops egrc_backend_ops;
+
+/* At or below this temperature sampling is greedy (argmax, lowest id on ties). */
+#define EGRC_SAMPLE_GREEDY_TEMPERATURE 1e-5f
+
+/* One row's request to the `sample` op (a device array, one per row). */
+typedef struct egrc_sample_request {
+    float temperature; /* <= EGRC_SAMPLE_GREEDY_TEMPERATURE: greedy */
+    float top_p;       /* in (0, 1]; 1 = off */
+    int32_t top_k;     /* <= 0 or >= V: off */
+    float u;           /* the row's uniform draw in [0, 1), made on the host (unused when greedy) */
+} egrc_sample_request;
+
+/* One row's result of the `sample` op (a device array, one per row). */
+typedef struct egrc_sample_result {
+    int32_t token;
+    float logprob;        /* logits[token] - lse: log p(token) at T = 1 over the whole vocabulary */
+    float entropy;        /* entropy at T = 1 (nats) */
+    float sample_logprob; /* log p(token) under the distribution sampled from; 0 when greedy */
+    float sample_entropy; /* entropy of that distribution; 0 when greedy */
+} egrc_sample_result;
 
 typedef struct egrc_device_info {
     char name[128];
@@ -178,6 +198,32 @@ struct egrc_backend_ops {
     /* dst(n) fp32 = src(n) in act_dtype (device to device): the inverse of
      * to_act, so logits can be downloaded as fp32 whatever the backend. */
     void (*to_f32)(egrc_backend *be, float *dst, const void *src, size_t n);
+    /* Next-token sampling, OPTIONAL (NULL: the core downloads the logits and
+     * samples on the host with the same semantics). For each row i of logits
+     * (N,V) and request req[i], out[i] receives:
+     *   logprob, entropy: T = 1 statistics over the whole row, computed as
+     *     cross_entropy_forward computes lse and entropy (logprob = x[token] - lse);
+     *   token: greedy (temperature <= EGRC_SAMPLE_GREEDY_TEMPERATURE): the
+     *     argmax, lowest id on ties; sample_logprob = sample_entropy = 0.
+     *     Otherwise weights w_v = (float)exp(((double)x_v - max) * (1.0 / T)), and:
+     *     - no truncation (top_k off, top_p >= 1): the first v in id order
+     *       whose running sum of w exceeds (>) u * sum(w);
+     *     - truncation: order the tokens by w descending, then id ascending;
+     *       keep the first top_k of that order (all when off), then the
+     *       shortest prefix of those whose sum reaches (>=) top_p times their
+     *       sum (at least one token); the token is the first, in that same
+     *       order, whose running sum exceeds (>) u * (sum of what is kept);
+     *     sample_logprob = (x_token - max) / T - log(kept sum) and
+     *     sample_entropy = log(kept sum) - sum_kept w (x - max) / T / (kept sum).
+     * u is drawn on the host (core/generate.c), from each sequence's own
+     * generator, exactly when the host sampler would draw it, so seeds and
+     * resumes do not depend on the backend. The CPU backend runs
+     * core/sampling.c's code (bit for bit the host path); GPU backends sum
+     * in another order (fixed point), so a token may differ from the CPU's
+     * only where u * sum lies within rounding of a boundary. Deterministic.
+     * One round trip per step: the core uploads req and downloads out. */
+    void (*sample)(egrc_backend *be, egrc_sample_result *out, const void *logits, const egrc_sample_request *req,
+                   int N, int V);
 
     /* ---- optimizer and reductions ---- */
     /* *out (a device float) = sum x^2, accumulated in double on the CPU */

@@ -1,5 +1,6 @@
 /* Rollouts with a KV cache: the decoder (prefill through the training forward,
- * then single-token steps through backend ops) and the sampling loop on top.
+ * then single-token steps through backend ops) and the sampling loop on top
+ * (the backend's sample op where it has one, the host sampler otherwise).
  * Shapes: n rows (active sequences), C model width, QKV packed q|k|v width,
  * F MLP width, V vocabulary; a layer's cache is (max_seqs, max_len, KV*D). */
 #include "generate.h"
@@ -12,11 +13,16 @@ struct egrc_decoder {
     egrc_model *m;
     int max_seqs, max_len;
     int *length; /* (max_seqs) tokens in each slot's cache; 0 = empty */
+    /* 1: prefill/step leave the logits on the device for the backend's sample
+     * op (decoder_sample); 0: they download logits, lse and entropy. */
+    int device_sampling;
 
     void *memory; /* one device allocation, carved below */
     void **k_cache, **v_cache; /* per layer */
     void *x, *h, *tmp, *qkv, *att, *fc, *act, *logits; /* act_dtype, max_seqs rows */
-    float *mean, *rstd, *loss, *lse, *entropy, *logits_f32;
+    float *mean, *rstd, *loss, *lse, *entropy, *logits_f32; /* logits_f32: host-output decoders only */
+    egrc_sample_request *d_requests;
+    egrc_sample_result *d_results;
     int32_t *d_tokens, *d_positions, *d_slots, *d_lens, *d_no_targets;
     int32_t *d_fill_slots, *d_fill_positions; /* (max_seqs * max_len) for the prefill's cache write */
 
@@ -66,7 +72,9 @@ static void carve_decoder(egrc_decoder *d, carver *cv) {
     d->fc = carve(cv, S * (size_t)egrc_config_fc_width(c) * a);
     d->act = carve(cv, S * (size_t)c->d_ff * a);
     d->logits = carve(cv, S * V * a);
-    d->logits_f32 = carve(cv, S * V * f);
+    d->logits_f32 = carve(cv, d->device_sampling ? 0 : S * V * f);
+    d->d_requests = carve(cv, S * sizeof(egrc_sample_request));
+    d->d_results = carve(cv, S * sizeof(egrc_sample_result));
     d->mean = carve(cv, S * f);
     d->rstd = carve(cv, S * f);
     d->loss = carve(cv, S * f);
@@ -102,7 +110,8 @@ void egrc_decoder_free(egrc_decoder *d) {
     free(d);
 }
 
-egrc_decoder *egrc_decoder_create(egrc_model *m, int max_seqs, int max_len, egrc_error *err) {
+/* device_sampling: see struct egrc_decoder; such a decoder has no host logits. */
+static egrc_decoder *decoder_create(egrc_model *m, int max_seqs, int max_len, int device_sampling, egrc_error *err) {
     const egrc_model_config *c = &m->cfg;
     if (max_seqs < 1 || max_len < 1) {
         egrc_fail(err, "decoder: %d sequences of %d positions: both must be positive", max_seqs, max_len);
@@ -118,6 +127,7 @@ egrc_decoder *egrc_decoder_create(egrc_model *m, int max_seqs, int max_len, egrc
         return NULL;
     }
     d->m = m;
+    d->device_sampling = device_sampling;
     d->max_seqs = max_seqs;
     d->max_len = max_len;
     const size_t S = (size_t)max_seqs, SL = S * (size_t)max_len, V = (size_t)c->vocab_size;
@@ -133,7 +143,7 @@ egrc_decoder *egrc_decoder_create(egrc_model *m, int max_seqs, int max_len, egrc
     d->fill_slots = malloc(SL * sizeof(int32_t));
     d->fill_positions = malloc(SL * sizeof(int32_t));
     d->seen = malloc(S);
-    d->out_logits = malloc(S * V * sizeof(float));
+    d->out_logits = malloc((device_sampling ? 1 : S * V) * sizeof(float));
     d->out_lse = malloc(S * sizeof(float));
     d->out_entropy = malloc(S * sizeof(float));
     if (!d->k_cache || !d->v_cache || !d->length || !d->tokens || !d->positions || !d->slots || !d->lens ||
@@ -159,6 +169,10 @@ egrc_decoder *egrc_decoder_create(egrc_model *m, int max_seqs, int max_len, egrc
     return d;
 }
 
+egrc_decoder *egrc_decoder_create(egrc_model *m, int max_seqs, int max_len, egrc_error *err) {
+    return decoder_create(m, max_seqs, max_len, 0, err);
+}
+
 const float *egrc_decoder_logits(const egrc_decoder *d) { return d->out_logits; }
 const float *egrc_decoder_lse(const egrc_decoder *d) { return d->out_lse; }
 const float *egrc_decoder_entropy(const egrc_decoder *d) { return d->out_entropy; }
@@ -167,6 +181,7 @@ int egrc_decoder_length(const egrc_decoder *d, int slot) { return d->length[slot
 /* T=1 statistics of the n rows in d->logits, then everything to the host. */
 static void finish_outputs(egrc_decoder *d, int n) {
     egrc_backend *be = d->m->be;
+    if (d->device_sampling) return; /* decoder_sample reads d->logits on the device */
     const int V = d->m->cfg.vocab_size;
     be->ops->cross_entropy_forward(be, d->loss, d->lse, d->entropy, d->logits, d->d_no_targets, n, V);
     be->ops->to_f32(be, d->logits_f32, d->logits, (size_t)n * V);
@@ -286,6 +301,15 @@ int egrc_decoder_step(egrc_decoder *d, const int32_t *tokens, const int *slots, 
     return 0;
 }
 
+/* The backend's sample op on the n rows of the last prefill/step: requests
+ * up, results (n small records) down, in one round trip. */
+static void decoder_sample(egrc_decoder *d, const egrc_sample_request *req, egrc_sample_result *res, int n) {
+    egrc_backend *be = d->m->be;
+    be->ops->upload(be, d->d_requests, req, (size_t)n * sizeof *req);
+    be->ops->sample(be, d->d_results, d->logits, d->d_requests, n, d->m->cfg.vocab_size);
+    be->ops->download(be, res, d->d_results, (size_t)n * sizeof *res);
+}
+
 /* ---- rollouts ---- */
 
 int egrc_rollout_alloc(egrc_rollout *r, int n, int max_prompt, int max_new, egrc_error *err) {
@@ -355,7 +379,9 @@ static double now_seconds(void) {
 
 /* Per-sequence sampling state, allocated once per egrc_generate call. */
 typedef struct gen_state {
-    egrc_sampler *samplers;
+    egrc_sampler *samplers;       /* host sampling only (no sample op): one per sequence */
+    egrc_sample_request *requests; /* sample op: one per active row */
+    egrc_sample_result *results;
     egrc_rng *rngs;
     int *active;         /* sequence of each decoder output row */
     int32_t *next;       /* token each active row feeds next */
@@ -366,38 +392,65 @@ static void gen_state_free(gen_state *g, int n) {
     if (g->samplers)
         for (int i = 0; i < n; i++) egrc_sampler_free(&g->samplers[i]);
     free(g->samplers);
+    free(g->requests);
+    free(g->results);
     free(g->rngs);
     free(g->active);
     free(g->next);
     free(g->done);
 }
 
-/* Samples the next token of each of the n_active rows from the decoder's
- * outputs and records it; rows are independent, so they run in parallel. */
-static void sample_rows(const egrc_decoder *d, const egrc_sampling_config *cfg, gen_state *g, int n_active,
+/* Records row r's sampled token (sequence g->active[r]) and whether it ends the sequence. */
+static void record_token(const egrc_sampling_config *cfg, gen_state *g, int r, const egrc_sample_result *s,
+                         egrc_rollout *out) {
+    const int i = g->active[r], j = out->length[i];
+    const size_t k = (size_t)i * out->max_new + j;
+    egrc_rollout_completion(out, i)[j] = s->token;
+    out->logprob[k] = s->logprob;
+    out->entropy[k] = s->entropy;
+    out->sample_logprob[k] = s->sample_logprob;
+    out->sample_entropy[k] = s->sample_entropy;
+    out->length[i] = j + 1;
+    g->next[r] = s->token;
+    if (egrc_sampling_is_stop(cfg, s->token)) {
+        out->finish[i] = EGRC_FINISH_STOP;
+        g->done[i] = 1;
+    } else if (j + 1 == out->max_new) {
+        out->finish[i] = EGRC_FINISH_LENGTH;
+        g->done[i] = 1;
+    }
+}
+
+/* Samples the next token of each of the n_active rows and records it. With
+ * the backend's sample op, the logits stay on the device: each row's uniform
+ * is drawn here from its own generator exactly when egrc_sample_token would
+ * draw it (not when greedy), so seeds and resumes behave the same on every
+ * backend. Without it, the decoder's host outputs are sampled here; rows are
+ * independent, so they run in parallel. */
+static void sample_rows(egrc_decoder *d, const egrc_sampling_config *cfg, gen_state *g, int n_active,
                         egrc_rollout *out) {
+    if (d->device_sampling) {
+        const int greedy = cfg->temperature <= EGRC_GREEDY_TEMPERATURE;
+        for (int r = 0; r < n_active; r++) {
+            egrc_sample_request *q = &g->requests[r];
+            q->temperature = cfg->temperature;
+            q->top_p = cfg->top_p;
+            q->top_k = cfg->top_k;
+            q->u = greedy ? 0.0f : egrc_rng_uniform(&g->rngs[g->active[r]]);
+        }
+        decoder_sample(d, g->requests, g->results, n_active);
+        for (int r = 0; r < n_active; r++) record_token(cfg, g, r, &g->results[r], out);
+        return;
+    }
     const int V = d->m->cfg.vocab_size;
     const float *logits = egrc_decoder_logits(d), *lse = egrc_decoder_lse(d), *ent = egrc_decoder_entropy(d);
 #pragma omp parallel for schedule(dynamic)
     for (int r = 0; r < n_active; r++) {
-        const int i = g->active[r], j = out->length[i];
+        const int i = g->active[r];
         const float *row = logits + (size_t)r * V;
         egrc_sample s = egrc_sample_token(&g->samplers[i], row, cfg, &g->rngs[i]);
-        const size_t k = (size_t)i * out->max_new + j;
-        egrc_rollout_completion(out, i)[j] = s.token;
-        out->logprob[k] = row[s.token] - lse[r];
-        out->entropy[k] = ent[r];
-        out->sample_logprob[k] = s.logprob;
-        out->sample_entropy[k] = s.entropy;
-        out->length[i] = j + 1;
-        g->next[r] = s.token;
-        if (egrc_sampling_is_stop(cfg, s.token)) {
-            out->finish[i] = EGRC_FINISH_STOP;
-            g->done[i] = 1;
-        } else if (j + 1 == out->max_new) {
-            out->finish[i] = EGRC_FINISH_LENGTH;
-            g->done[i] = 1;
-        }
+        egrc_sample_result res = {s.token, row[s.token] - lse[r], ent[r], s.logprob, s.entropy};
+        record_token(cfg, g, r, &res, out);
     }
 }
 
@@ -426,22 +479,25 @@ int egrc_generate(egrc_model *m, const int32_t *prompts, const int *prompt_lens,
                (size_t)prompt_lens[i] * sizeof(int32_t));
     }
     /* The last sampled token is never fed back, so the cache needs one position less. */
-    egrc_decoder *d = egrc_decoder_create(m, n_prompts, max_prompt + max_new - 1, err);
+    const int device_sampling = m->be->ops->sample != NULL;
+    egrc_decoder *d = decoder_create(m, n_prompts, max_prompt + max_new - 1, device_sampling, err);
     gen_state g = {0};
     const size_t n = (size_t)n_prompts;
     g.samplers = calloc(n, sizeof *g.samplers);
+    g.requests = malloc(n * sizeof *g.requests);
+    g.results = malloc(n * sizeof *g.results);
     g.rngs = malloc(n * sizeof *g.rngs);
     g.active = malloc(n * sizeof *g.active);
     g.next = malloc(n * sizeof *g.next);
     g.done = calloc(n, 1);
     int rc = -1;
     if (!d) goto done;
-    if (!g.samplers || !g.rngs || !g.active || !g.next || !g.done) {
+    if (!g.samplers || !g.requests || !g.results || !g.rngs || !g.active || !g.next || !g.done) {
         egrc_fail(err, "out of host memory for %d sequences", n_prompts);
         goto done;
     }
     for (int i = 0; i < n_prompts; i++) {
-        if (egrc_sampler_init(&g.samplers[i], c->vocab_size, err)) goto done;
+        if (!device_sampling && egrc_sampler_init(&g.samplers[i], c->vocab_size, err)) goto done;
         egrc_rng_seed(&g.rngs[i], cfg->seed + (uint64_t)i);
         g.active[i] = i;
     }

@@ -5,8 +5,12 @@
  * positions are copied out of the forward's activations into the cache. Then
  * every decode step runs only the newest token of each active sequence, each
  * at its own position, through backend ops (no per-token allocation, O(len)
- * attention per row). Sampling happens on the host (sampling.h); finished
- * sequences leave the batch. */
+ * attention per row). Sampling runs as the backend's `sample` op where it
+ * has one (the CPU backend does, with the host sampler; GPU backends sample
+ * on the device, so only the sampled tokens and their statistics come back
+ * each step), on the host (sampling.h) otherwise; the uniforms are always
+ * drawn on the host from each sequence's generator. Finished sequences leave
+ * the batch. */
 #ifndef EGRC_GENERATE_H
 #define EGRC_GENERATE_H
 

@@ -87,15 +87,21 @@ static int collect_candidates(egrc_sampler *s, double total, int need_k, float t
 }
 
 egrc_sample egrc_sample_token(egrc_sampler *s, const float *logits, const egrc_sampling_config *cfg, egrc_rng *rng) {
+    const float u = cfg->temperature <= EGRC_GREEDY_TEMPERATURE ? 0.0f : egrc_rng_uniform(rng);
+    return egrc_sample_token_u(s, logits, cfg->temperature, cfg->top_p, cfg->top_k, u);
+}
+
+egrc_sample egrc_sample_token_u(egrc_sampler *s, const float *logits, float temperature, float top_p, int top_k,
+                                float u_draw) {
     const int V = s->vocab;
     int best = 0;
     for (int v = 1; v < V; v++)
         if (logits[v] > logits[best]) best = v;
     egrc_sample out = {best, 0.0f, 0.0f};
-    if (cfg->temperature <= EGRC_GREEDY_TEMPERATURE) return out;
+    if (temperature <= EGRC_GREEDY_TEMPERATURE) return out;
 
     /* log w_v = (x_v - max) / T exactly; the weights themselves may underflow to 0. */
-    const double inv_t = 1.0 / cfg->temperature, max_logit = logits[best];
+    const double inv_t = 1.0 / temperature, max_logit = logits[best];
     double total = 0.0;
     for (int v = 0; v < V; v++) {
         s->weights[v] = (float)exp((logits[v] - max_logit) * inv_t);
@@ -103,8 +109,8 @@ egrc_sample egrc_sample_token(egrc_sampler *s, const float *logits, const egrc_s
     }
     /* u < 1 and the final partial sum equals kept_mass exactly (same order),
      * so the walk always stops; the argmax (weight 1) is always kept. */
-    const double u = egrc_rng_uniform(rng);
-    const int truncate = (cfg->top_k > 0 && cfg->top_k < V) || cfg->top_p < 1.0f;
+    const double u = u_draw;
+    const int truncate = (top_k > 0 && top_k < V) || top_p < 1.0f;
     double kept_mass = 0.0, sum_w_logw = 0.0, target;
     int token = -1;
     if (!truncate) {
@@ -119,8 +125,8 @@ egrc_sample egrc_sample_token(egrc_sampler *s, const float *logits, const egrc_s
             if (token < 0 && cum > target) token = v;
         }
     } else {
-        const int need_k = cfg->top_k > 0 && cfg->top_k < V ? cfg->top_k : 0;
-        int n = collect_candidates(s, total, need_k, cfg->top_p);
+        const int need_k = top_k > 0 && top_k < V ? top_k : 0;
+        int n = collect_candidates(s, total, need_k, top_p);
         if (need_k > 0 && n > need_k) n = need_k;
         /* without top-k the nucleus is a share of the whole mass, not of the candidates' */
         double topk_mass = need_k > 0 ? 0.0 : total;
@@ -129,7 +135,7 @@ egrc_sample egrc_sample_token(egrc_sampler *s, const float *logits, const egrc_s
         int keep = 0;
         for (double cum = 0.0; keep < n;) {
             cum += s->candidates[keep++].weight;
-            if (cum >= cfg->top_p * topk_mass) break;
+            if (cum >= top_p * topk_mass) break;
         }
         for (int i = 0; i < keep; i++) kept_mass += s->candidates[i].weight;
         target = u * kept_mass;

@@ -6,12 +6,13 @@
 
 #include <stdint.h>
 
+#include "../backends/backend.h" /* EGRC_SAMPLE_GREEDY_TEMPERATURE */
 #include "error.h"
 #include "rng.h"
 
 #define EGRC_MAX_STOP_TOKENS 16
 /* At or below this temperature sampling is greedy (argmax, lowest id on ties). */
-#define EGRC_GREEDY_TEMPERATURE 1e-5f
+#define EGRC_GREEDY_TEMPERATURE EGRC_SAMPLE_GREEDY_TEMPERATURE
 
 typedef struct egrc_sampling_config {
     float temperature; /* <= EGRC_GREEDY_TEMPERATURE: greedy */
@@ -57,5 +58,11 @@ typedef struct egrc_sample {
 /* Samples from fp32 logits (V). Ties are broken by the lower id, so top_k = 1
  * and a tiny top_p both reduce to greedy. */
 egrc_sample egrc_sample_token(egrc_sampler *s, const float *logits, const egrc_sampling_config *cfg, egrc_rng *rng);
+/* The same with the uniform draw u in [0, 1) given: egrc_sample_token draws
+ * u = egrc_rng_uniform(rng) when not greedy (no draw when greedy) and calls
+ * this. It is the semantics of the backend op `sample` (backend.h), which the
+ * CPU backend implements with it. */
+egrc_sample egrc_sample_token_u(egrc_sampler *s, const float *logits, float temperature, float top_p, int top_k,
+                                float u);
 
 #endif

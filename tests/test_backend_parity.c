@@ -24,11 +24,13 @@
  *
  * Without any such device the test says why for each backend and exits 77,
  * which ctest reports as skipped. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "generate.h"
+#include "sampling.h"
 #include "rng.h"
 #include "test.h"
 #include "test_models.h"
@@ -358,6 +360,185 @@ static void test_cross_entropy(int N, int V) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) release(all[i]);
 }
 
+/* ---- sampling: the sample op judged against the host sampler ---- */
+
+typedef struct sample_judge {
+    int rows, differ_near_boundary, failures;
+    double worst_stat;
+} sample_judge;
+
+typedef struct ranked { float w; int id; } ranked;
+static int ranked_order(const void *a_, const void *b_) {
+    const ranked *a = a_, *b = b_;
+    if (a->w != b->w) return a->w > b->w ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+#define JUDGE_MARGIN 1e-7   /* of the kept mass: how close to a CDF boundary a draw may differ */
+#define JUDGE_STAT_TOL 5e-5 /* relative to 1 + the value, on log-probs and entropies (fp32 sums) */
+
+static int judge_close(double got, double want) { return fabs(got - want) <= JUDGE_STAT_TOL * (1.0 + fabs(want)); }
+
+/* Returns 0 when `got` is what the host sampler gives for row x (V fp32
+ * logits) and request rq, up to summation order: T = 1 statistics within
+ * JUDGE_STAT_TOL; the token equal, or different only where u * kept mass lies
+ * within JUDGE_MARGIN of the CDF boundary between the two tokens (adjacent in
+ * the sampling order) or where the nucleus boundary itself is that close;
+ * sample statistics within tolerance when the token and the kept set agree. */
+static int judge_sample(sample_judge *j, egrc_sampler *s, ranked *order, const float *x, int V,
+                        const egrc_sample_request *rq, const egrc_sample_result *got, char *why, size_t why_size) {
+    j->rows++;
+    double m = -INFINITY;
+    for (int v = 0; v < V; v++) m = x[v] > m ? x[v] : m;
+    double se = 0.0, sex = 0.0;
+    for (int v = 0; v < V; v++) {
+        double e = exp(x[v] - m);
+        se += e;
+        sex += e * x[v];
+    }
+    const double lse = m + log(se), ent = lse - sex / se;
+    egrc_sample want = egrc_sample_token_u(s, x, rq->temperature, rq->top_p, rq->top_k, rq->u);
+    if (got->token < 0 || got->token >= V) {
+        snprintf(why, why_size, "token %d outside the vocabulary", got->token);
+        return j->failures++, -1;
+    }
+    const double stat_err = fmax(fabs(got->entropy - ent) / (1 + fabs(ent)),
+                                 fabs(got->logprob - (x[got->token] - lse)) / (1 + fabs(x[got->token] - lse)));
+    j->worst_stat = fmax(j->worst_stat, stat_err);
+    if (stat_err > JUDGE_STAT_TOL) {
+        snprintf(why, why_size, "T=1 stats: entropy %.9g want %.9g, logprob %.9g want %.9g", got->entropy, ent,
+                 got->logprob, x[got->token] - lse);
+        return j->failures++, -1;
+    }
+    if (rq->temperature <= EGRC_SAMPLE_GREEDY_TEMPERATURE) {
+        if (got->token != want.token || got->sample_logprob != 0.0f || got->sample_entropy != 0.0f) {
+            snprintf(why, why_size, "greedy: token %d want %d", got->token, want.token);
+            return j->failures++, -1;
+        }
+        return 0;
+    }
+    /* the sampling order and its cumulative masses, in double */
+    const double inv_t = 1.0 / rq->temperature;
+    for (int v = 0; v < V; v++) {
+        order[v].w = (float)exp((x[v] - m) * inv_t);
+        order[v].id = v;
+    }
+    const int need_k = rq->top_k > 0 && rq->top_k < V ? rq->top_k : 0;
+    const int truncate = need_k > 0 || rq->top_p < 1.0f;
+    if (truncate) qsort(order, (size_t)V, sizeof *order, ranked_order);
+    int n = need_k ? need_k : V;
+    double mass_k = 0.0;
+    for (int i = 0; i < n; i++) mass_k += order[i].w;
+    int keep = n, nucleus_near = 0;
+    if (rq->top_p < 1.0f) {
+        const double goal = (double)rq->top_p * mass_k;
+        double cum = 0.0;
+        for (keep = 0; keep < n;) {
+            const double before = cum;
+            cum += order[keep++].w;
+            if (cum >= goal) {
+                nucleus_near = fabs(cum - goal) <= JUDGE_MARGIN * mass_k || fabs(before - goal) <= JUDGE_MARGIN * mass_k;
+                break;
+            }
+        }
+    }
+    double kept = 0.0;
+    for (int i = 0; i < keep; i++) kept += order[i].w;
+    const double target = (double)rq->u * kept;
+    int at = -1, got_at = -1;
+    double cum = 0.0, lower = 0.0, upper = 0.0;
+    for (int i = 0; i < keep; i++) {
+        const double before = cum;
+        cum += order[i].w;
+        if (at < 0 && order[i].w > 0 && cum > target) at = i, lower = before, upper = cum;
+        if (order[i].id == got->token) got_at = i;
+    }
+    if (got->token != want.token) {
+        const int adjacent = got_at >= 0 && (got_at == at - 1 || got_at == at + 1);
+        const int near = fabs(target - lower) <= JUDGE_MARGIN * kept || fabs(upper - target) <= JUDGE_MARGIN * kept;
+        if ((adjacent && near) || nucleus_near) {
+            j->differ_near_boundary++;
+            return 1;
+        }
+        snprintf(why, why_size, "token %d (position %d of %d kept) want %d (position %d): u %.9g, target %.12g in [%.12g, %.12g) of %.12g",
+                 got->token, got_at, keep, want.token, at, (double)rq->u, target, lower, upper, kept);
+        return j->failures++, -1;
+    }
+    if (!nucleus_near && (!judge_close(got->sample_logprob, want.logprob) || !judge_close(got->sample_entropy, want.entropy))) {
+        snprintf(why, why_size, "sample stats: logprob %.9g want %.9g, entropy %.9g want %.9g", got->sample_logprob,
+                 want.logprob, got->sample_entropy, want.entropy);
+        return j->failures++, -1;
+    }
+    return 0;
+}
+
+/* Rows of logits of several shapes: spread, peaked on one token, coarse
+ * (quantised, so many exact ties, with several tied maxima, some of them in
+ * one thread's stride), under every kind of request. In bf16 mode the logits
+ * are bf16 values on both sides, so the weights, and so their order and ties,
+ * are the same: only sums differ. */
+static void test_sample(int N, int V) {
+    static const struct { float t, p; int k; } kinds[] = {
+        {0.0f, 1.0f, 0},   {1.0f, 1.0f, 0},   {0.7f, 1.0f, 0}, {1.0f, 0.9f, 0},  {0.6f, 0.95f, 0},
+        {1.0f, 1.0f, 1},   {1.0f, 1.0f, 5},   {0.8f, 0.8f, 20}, {1.3f, 0.5f, 3}, {1.0f, 1e-6f, 0},
+        {2.0f, 1.0f, 50},  {1.0f, 0.999f, 100}, {1.0f, 1.0f, 1 << 30}, {0.3f, 0.99f, 1000},
+    };
+    const int n_kinds = (int)(sizeof kinds / sizeof kinds[0]);
+    float *host = malloc((size_t)N * V * sizeof(float));
+    egrc_sample_request *req = malloc((size_t)N * sizeof *req);
+    for (int r = 0; r < N; r++) {
+        const int shape = r % 4;
+        float *x = host + (size_t)r * V;
+        for (int v = 0; v < V; v++) {
+            float val = (shape == 1 ? 12.0f : 5.0f) * (2.0f * egrc_rng_uniform(&rng) - 1.0f);
+            if (shape == 2) val = floorf(val * 2.0f) / 2.0f;
+            x[v] = val;
+        }
+        if (shape == 1) x[(r * 7919) % V] += 15.0f;
+        if (shape == 2)
+            for (int k = 0; k < 4; k++) x[(1000 + 1030 * k) % V] = 9.0f; /* tied maxima */
+        const int kind = (r / 4 + r) % n_kinds;
+        req[r].temperature = kinds[kind].t;
+        req[r].top_p = kinds[kind].p;
+        req[r].top_k = kinds[kind].k;
+        req[r].u = egrc_rng_uniform(&rng);
+    }
+    twin logits = make((size_t)N * V, 0, 1);
+    put(&logits, host);
+    float *x = fetch(&logits, 0); /* the values both sides hold */
+    void *d_req = device_alloc(1, (size_t)N * sizeof *req), *d_out = device_alloc(1, (size_t)N * sizeof(egrc_sample_result));
+    egrc_sample_result *got = malloc((size_t)N * sizeof *got);
+    side[1]->ops->upload(side[1], d_req, req, (size_t)N * sizeof *req);
+    side[1]->ops->sample(side[1], d_out, ptr(&logits, 1), d_req, N, V);
+    side[1]->ops->download(side[1], got, d_out, (size_t)N * sizeof *got);
+    egrc_sampler sampler;
+    egrc_error err;
+    CHECK(egrc_sampler_init(&sampler, V, &err) == 0);
+    ranked *order = malloc((size_t)V * sizeof *order);
+    sample_judge j = {0, 0, 0, 0.0};
+    for (int r = 0; r < N; r++) {
+        char why[512];
+        if (judge_sample(&j, &sampler, order, x + (size_t)r * V, V, &req[r], &got[r], why, sizeof why) < 0)
+            fprintf(stderr, "%s: sample %dx%d row %d (T %g, top-p %g, top-k %d, u %.9g): %s\n", label, N, V, r,
+                    (double)req[r].temperature, (double)req[r].top_p, req[r].top_k, (double)req[r].u, why);
+    }
+    /* a token may differ only near a boundary, and that must stay rare */
+    const int ok = j.failures == 0 && j.differ_near_boundary * 20 <= j.rows;
+    char what[96];
+    snprintf(what, sizeof what, "sample %dx%d (%d near a CDF boundary)", N, V, j.differ_near_boundary);
+    printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, j.worst_stat, JUDGE_STAT_TOL, ok ? "ok" : "FAIL");
+    CHECK_MSG(ok, "%s: %s: %d of %d rows wrong", label, what, j.failures, j.rows);
+    egrc_sampler_free(&sampler);
+    free(order);
+    free(got);
+    free(x);
+    free(host);
+    free(req);
+    side[1]->ops->free(side[1], d_req);
+    side[1]->ops->free(side[1], d_out);
+    release(&logits);
+}
+
 /* Rows over cache slots of different fill; the last written row is padding. */
 static void test_decode(int H, int KV, int D) {
     enum { S = 3, CAP = 50, N = 3 };
@@ -475,6 +656,57 @@ static void test_conversion(void) {
 
 /* ---------------- whole models ---------------- */
 
+/* Rollouts through egrc_generate (the decoder plus the sample op on the
+ * GPU): greedy and sampled, the second with top-p and top-k. In fp32 the GPU
+ * must give the CPU's tokens (its logits are within 1e-5, so a draw lands
+ * elsewhere only on a boundary) and statistics; in bf16 its logits drift, so
+ * only what holds for any rollout is checked. */
+static void compare_rollouts(egrc_model *m[2], const char *name, const int32_t *prompts, int V) {
+    enum { R = 4, PLEN = 6, NEW = 10 };
+    const int lens[R] = {6, 2, 5, 1};
+    for (int variant = 0; variant < 2; variant++) {
+        egrc_sampling_config cfg = egrc_sampling_defaults();
+        cfg.max_new_tokens = NEW;
+        cfg.seed = 77;
+        if (variant == 0) cfg.temperature = 0.0f;
+        else cfg.temperature = 0.9f, cfg.top_p = 0.95f, cfg.top_k = 40;
+        egrc_rollout r[2];
+        int ok = 1;
+        for (int s = 0; s < 2; s++) {
+            egrc_error err;
+            ok &= egrc_generate(m[s], prompts, lens, R, PLEN, &cfg, &r[s], &err) == 0;
+            CHECK_MSG(ok, "%s: %s", name, err.msg);
+        }
+        if (!ok) continue;
+        double worst = 0.0;
+        int same = 1, sane = 1;
+        for (int i = 0; i < R; i++) {
+            same &= r[0].length[i] == r[1].length[i] &&
+                    memcmp(egrc_rollout_completion(&r[0], i), egrc_rollout_completion(&r[1], i),
+                           (size_t)r[0].length[i] * sizeof(int32_t)) == 0;
+            sane &= r[1].length[i] == NEW && r[1].finish[i] == EGRC_FINISH_LENGTH;
+            for (int j = 0; j < r[1].length[i]; j++) {
+                const size_t k = (size_t)i * NEW + j;
+                const int32_t t = egrc_rollout_completion(&r[1], i)[j];
+                sane &= t >= 0 && t < V && r[1].logprob[k] <= 1e-4f && r[1].sample_logprob[k] <= 1e-4f &&
+                        isfinite(r[1].entropy[k]) && r[1].sample_entropy[k] >= -1e-4f;
+                if (!same) continue;
+                const float *a[4] = {r[0].logprob, r[0].entropy, r[0].sample_logprob, r[0].sample_entropy};
+                const float *b[4] = {r[1].logprob, r[1].entropy, r[1].sample_logprob, r[1].sample_entropy};
+                for (int q = 0; q < 4; q++) worst = fmax(worst, fabs(a[q][k] - b[q][k]) / (1.0 + fabs(a[q][k])));
+            }
+        }
+        char what[128];
+        snprintf(what, sizeof what, "%s generate %s%s", name, variant ? "sampled" : "greedy",
+                 bf16 ? ": valid" : ": same tokens");
+        ok = sane && (bf16 || (same && worst <= 1e-4));
+        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, bf16 ? 0.0 : worst, 1e-4, ok ? "ok" : "FAIL");
+        CHECK_MSG(ok, "%s: %s (tokens %s, statistics within %.3g, valid %d)", label, what, same ? "equal" : "differ",
+                  worst, sane);
+        for (int s = 0; s < 2; s++) egrc_rollout_free(&r[s]);
+    }
+}
+
 static void compare_models(const char *name) {
     egrc_model *m[2];
     for (int s = 0; s < 2; s++) m[s] = test_load_fixture(side[s], name);
@@ -548,6 +780,7 @@ static void compare_models(const char *name) {
             CHECK_MSG(egrc_decoder_step(d[s], next, slots, 2, &err) == 0, "%s", err.msg);
         }
     }
+    compare_rollouts(m, name, tokens, V);
     for (int s = 0; s < 2; s++) {
         egrc_decoder_free(d[s]);
         free(logits[s]);
@@ -598,6 +831,14 @@ static void run_all(void) {
     test_activations();
     test_cross_entropy(6, 1000);
     test_cross_entropy(3, 50257);
+    if (side[1]->ops->sample) {
+        test_sample(56, 1000);  /* vocabularies that are not multiples of a block */
+        test_sample(56, 4099);
+        test_sample(56, 50257);
+        test_sample(12, 151936); /* Qwen2's */
+    } else {
+        printf("%-16s %-52s skipped: the backend samples on the host\n", label, "sample");
+    }
     test_decode(6, 2, 32);
     test_decode(4, 4, 16);
     test_decode(40, 1, 64); /* a GQA group wider than one block of rows */

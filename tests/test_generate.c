@@ -2,7 +2,8 @@
  * entropies) on the three tiny fixtures with mixed prompt lengths, greedy
  * equivalences (temperature -> 0, top-k 1, tiny top-p), determinism and
  * independence from batch composition, stop tokens and budgets, and the
- * sampler's truncation on hand-made distributions. */
+ * sampler's truncation on hand-made distributions; rollouts through the CPU
+ * backend's sample op equal, bit for bit, host-side sampling. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,138 @@ static void test_determinism_and_batch_independence(void) {
         egrc_rollout_free(&b);
     }
     egrc_rollout_free(&a);
+    egrc_model_free(m);
+}
+
+/* egrc_generate as it was before sampling became a backend op: the decoder's
+ * host outputs (logits, lse, entropy) sampled on the host with
+ * egrc_sample_token, one generator per sequence. The reference for the op. */
+static int host_sampled_generate(egrc_model *m, const int32_t *prompts, const int *lens, int n,
+                                 const egrc_sampling_config *cfg, egrc_rollout *out) {
+    egrc_error err;
+    const int V = m->cfg.vocab_size;
+    int max_prompt = 0;
+    for (int i = 0; i < n; i++) max_prompt = lens[i] > max_prompt ? lens[i] : max_prompt;
+    CHECK(egrc_rollout_alloc(out, n, max_prompt, cfg->max_new_tokens, &err) == 0);
+    egrc_decoder *d = egrc_decoder_create(m, n, max_prompt + cfg->max_new_tokens - 1, &err);
+    CHECK_MSG(d != NULL, "%s", err.msg);
+    egrc_sampler *samplers = calloc((size_t)n, sizeof *samplers);
+    egrc_rng *rngs = calloc((size_t)n, sizeof *rngs);
+    int *active = calloc((size_t)n, sizeof *active), *slots = calloc((size_t)n, sizeof *slots);
+    int32_t *next = calloc((size_t)n, sizeof *next);
+    for (int i = 0; i < n; i++) {
+        CHECK(egrc_sampler_init(&samplers[i], V, &err) == 0);
+        egrc_rng_seed(&rngs[i], cfg->seed + (uint64_t)i);
+        active[i] = i;
+        out->prompt_len[i] = lens[i];
+        memcpy(out->tokens + (size_t)i * out->stride, prompts + (size_t)i * PSTRIDE, (size_t)lens[i] * sizeof(int32_t));
+    }
+    CHECK_MSG(egrc_decoder_prefill(d, prompts, lens, n, PSTRIDE, &err) == 0, "%s", err.msg);
+    for (int n_active = n; n_active > 0;) {
+        const float *logits = egrc_decoder_logits(d), *lse = egrc_decoder_lse(d), *ent = egrc_decoder_entropy(d);
+        int kept = 0;
+        for (int r = 0; r < n_active; r++) {
+            const int i = active[r], j = out->length[i];
+            const float *row = logits + (size_t)r * V;
+            egrc_sample s = egrc_sample_token(&samplers[i], row, cfg, &rngs[i]);
+            const size_t k = (size_t)i * out->max_new + j;
+            egrc_rollout_completion(out, i)[j] = s.token;
+            out->logprob[k] = row[s.token] - lse[r];
+            out->entropy[k] = ent[r];
+            out->sample_logprob[k] = s.logprob;
+            out->sample_entropy[k] = s.entropy;
+            out->length[i] = j + 1;
+            if (egrc_sampling_is_stop(cfg, s.token)) out->finish[i] = EGRC_FINISH_STOP;
+            else if (j + 1 == out->max_new) out->finish[i] = EGRC_FINISH_LENGTH;
+            else {
+                slots[kept] = i;
+                next[kept++] = s.token;
+            }
+        }
+        for (int r = 0; r < kept; r++) active[r] = slots[r];
+        n_active = kept;
+        if (n_active) CHECK_MSG(egrc_decoder_step(d, next, active, n_active, &err) == 0, "%s", err.msg);
+    }
+    for (int i = 0; i < n; i++) egrc_sampler_free(&samplers[i]);
+    free(samplers);
+    free(rngs);
+    free(active);
+    free(slots);
+    free(next);
+    egrc_decoder_free(d);
+    return 0;
+}
+
+static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+/* The CPU backend's sample op (which egrc_generate now uses) gives, bit for
+ * bit, what host-side sampling gave: tokens, lengths, finish reasons and all
+ * four per-token statistics, over greedy, temperature, top-p, top-k, both,
+ * stop tokens and repeated prompts (GRPO groups). */
+static void test_sample_op_matches_host_sampling(const char *name) {
+    egrc_model *m = test_load_fixture(be, name);
+    if (!m) return;
+    CHECK(be->ops->sample != NULL);
+    /* the same backend without the op: egrc_generate's host-sampling path */
+    egrc_backend_ops host_ops = *be->ops;
+    host_ops.sample = NULL;
+    egrc_backend host_be = *be;
+    host_be.ops = &host_ops;
+    egrc_model *host_m = test_load_fixture(&host_be, name);
+    CHECK(host_m != NULL);
+    enum { N = 8, B = 12 };
+    int32_t prompts[N * PSTRIDE];
+    int lens[N];
+    random_tokens(prompts, N * PSTRIDE, m->cfg.vocab_size, 21);
+    for (int i = 0; i < N; i++) lens[i] = plens[i % NP];
+    /* rows 4..7 repeat rows 0..3, as a GRPO group does */
+    memcpy(prompts + 4 * PSTRIDE, prompts, 4 * PSTRIDE * sizeof(int32_t));
+    struct { float t, p; int k, stop; } variants[] = {
+        {0.0f, 1.0f, 0, 0}, {1.0f, 1.0f, 0, 0},  {0.7f, 1.0f, 0, 0},  {1.0f, 0.9f, 0, 0}, {0.6f, 0.95f, 0, 1},
+        {1.0f, 1.0f, 5, 0}, {0.8f, 0.8f, 20, 1}, {1.3f, 0.5f, 3, 0},  {1.0f, 1e-6f, 0, 0}, {2.0f, 1.0f, 1, 0},
+    };
+    for (size_t k = 0; k < sizeof variants / sizeof variants[0]; k++) {
+        egrc_sampling_config cfg = egrc_sampling_defaults();
+        cfg.max_new_tokens = B;
+        cfg.temperature = variants[k].t;
+        cfg.top_p = variants[k].p;
+        cfg.top_k = variants[k].k;
+        cfg.seed = 1000 + k;
+        egrc_rollout want, got;
+        egrc_error err;
+        if (variants[k].stop) {
+            /* stop tokens that this seed's sequences emit: they must end there */
+            host_sampled_generate(m, prompts, lens, N, &cfg, &want);
+            cfg.n_stop = 2;
+            cfg.stop_tokens[0] = completion(&want, 0)[2];
+            cfg.stop_tokens[1] = completion(&want, 5)[6];
+            egrc_rollout_free(&want);
+        }
+        host_sampled_generate(m, prompts, lens, N, &cfg, &want);
+        CHECK_MSG(egrc_generate(m, prompts, lens, N, PSTRIDE, &cfg, &got, &err) == 0, "%s", err.msg);
+        const size_t per = (size_t)N * B;
+        int same = memcmp(want.tokens, got.tokens, (size_t)N * want.stride * sizeof(int32_t)) == 0 &&
+                   memcmp(want.length, got.length, N * sizeof(int)) == 0 &&
+                   memcmp(want.finish, got.finish, N * sizeof(egrc_finish)) == 0 &&
+                   same_floats(want.logprob, got.logprob, per) && same_floats(want.entropy, got.entropy, per) &&
+                   same_floats(want.sample_logprob, got.sample_logprob, per) &&
+                   same_floats(want.sample_entropy, got.sample_entropy, per);
+        CHECK_MSG(same, "%s variant %zu (T %g, top-p %g, top-k %d): the sample op differs from host sampling", name,
+                  k, (double)cfg.temperature, (double)cfg.top_p, cfg.top_k);
+        egrc_rollout host;
+        if (host_m && egrc_generate(host_m, prompts, lens, N, PSTRIDE, &cfg, &host, &err) == 0) {
+            same = memcmp(host.tokens, got.tokens, (size_t)N * got.stride * sizeof(int32_t)) == 0 &&
+                   same_floats(host.logprob, got.logprob, per) && same_floats(host.entropy, got.entropy, per) &&
+                   same_floats(host.sample_logprob, got.sample_logprob, per) &&
+                   same_floats(host.sample_entropy, got.sample_entropy, per);
+            CHECK_MSG(same, "%s variant %zu: egrc_generate without the sample op differs", name, k);
+            egrc_rollout_free(&host);
+        }
+        if (variants[k].stop) CHECK(got.finish[0] == EGRC_FINISH_STOP && got.length[0] <= 3);
+        egrc_rollout_free(&want);
+        egrc_rollout_free(&got);
+    }
+    egrc_model_free(host_m);
     egrc_model_free(m);
 }
 
@@ -420,6 +553,7 @@ int main(void) {
         test_kv_cache_matches_full_forward(models[i]);
         test_greedy_equivalences(models[i]);
         test_rollout_logprobs_match_training(models[i]);
+        test_sample_op_matches_host_sampling(models[i]);
     }
     test_determinism_and_batch_independence();
     test_stop_tokens_and_budget();

@@ -58,7 +58,10 @@ static egrc_backend *cpu_open(int device, egrc_error *err) {
     return be;
 }
 
-static void cpu_close(egrc_backend *be) { free(be); }
+static void cpu_close(egrc_backend *be) {
+    cpu_state_free(be);
+    free(be);
+}
 
 static void *cpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err) {
     (void)be;
@@ -126,6 +129,7 @@ static const egrc_backend_ops cpu_ops = {
     .kv_cache_write = cpu_kv_cache_write,
     .attention_decode = cpu_attention_decode,
     .to_f32 = cpu_to_f32,
+    .sample = cpu_sample,
     .sum_squares = cpu_sum_squares,
     .adamw = cpu_adamw,
 };

@@ -54,6 +54,12 @@ void cpu_kv_cache_write(egrc_backend *be, void *k_cache, void *v_cache, const vo
 void cpu_attention_decode(egrc_backend *be, void *out, const void *qkv, const void *k_cache, const void *v_cache,
                           const int32_t *slots, const int32_t *lens, int N, int H, int KV, int D, int cap);
 void cpu_to_f32(egrc_backend *be, float *dst, const void *src, size_t n);
+/* cpu_sample.c: the sample op; its scratch lives in be->impl (a cpu_state),
+ * freed by cpu_state_free when the backend closes. */
+typedef struct cpu_state cpu_state;
+void cpu_sample(egrc_backend *be, egrc_sample_result *out, const void *logits, const egrc_sample_request *req, int N,
+                int V);
+void cpu_state_free(egrc_backend *be);
 void cpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n);
 void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale, float *m,
                float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step);

@@ -3,8 +3,18 @@
  * and turns a launch error into a fatal message naming the op. Also the ops
  * table and the plugin's one exported symbol. */
 #include <math.h>
+#include <stddef.h>
 
 #include "gpu_backend.h"
+
+/* The kernels' sampling records are the contract's, field for field. */
+_Static_assert(sizeof(egrc_gpu_sample_request) == sizeof(egrc_sample_request) &&
+                   offsetof(egrc_gpu_sample_request, top_k) == offsetof(egrc_sample_request, top_k) &&
+                   offsetof(egrc_gpu_sample_request, u) == offsetof(egrc_sample_request, u),
+               "sample request layouts differ");
+_Static_assert(sizeof(egrc_gpu_sample_result) == sizeof(egrc_sample_result) &&
+                   offsetof(egrc_gpu_sample_result, sample_entropy) == offsetof(egrc_sample_result, sample_entropy),
+               "sample result layouts differ");
 
 static cudaStream_t stream_of(egrc_backend *be) { return gpu_state_of(be)->stream; }
 static egrc_gpu_dtype act_of(egrc_backend *be) { return gpu_state_of(be)->act; }
@@ -174,6 +184,15 @@ static void gpu_attention_decode(egrc_backend *be, void *out, const void *qkv, c
               "attention_decode");
 }
 
+static void gpu_sample(egrc_backend *be, egrc_sample_result *out, const void *logits, const egrc_sample_request *req,
+                       int N, int V) {
+    gpu_state *st = gpu_state_of(be);
+    void *scratch = gpu_scratch(st, egrc_gpu_sample_scratch(N, V));
+    gpu_check(egrc_gpu_sample(st->stream, st->act, scratch, (egrc_gpu_sample_result *)out, logits,
+                              (const egrc_gpu_sample_request *)req, N, V),
+              "sample");
+}
+
 static void gpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n) {
     gpu_state *st = gpu_state_of(be);
     void *scratch = gpu_scratch(st, egrc_gpu_sum_squares_scratch());
@@ -229,6 +248,7 @@ static const egrc_backend_ops gpu_ops_table = {
     .kv_cache_write = gpu_kv_cache_write,
     .attention_decode = gpu_attention_decode,
     .to_f32 = gpu_to_f32,
+    .sample = gpu_sample,
     .sum_squares = gpu_sum_squares,
     .adamw = gpu_adamw,
 };

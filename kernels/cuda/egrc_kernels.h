@@ -111,6 +111,24 @@ cudaError_t egrc_gpu_cross_entropy_backward(cudaStream_t stream, egrc_gpu_dtype 
                                             const float *lse, const float *entropy, const float *dloss,
                                             const float *dentropy, const int32_t *targets, int N, int V);
 
+/* Next-token sampling, the contract's `sample` op: one record per row, laid
+ * out as backend.h's egrc_sample_request / egrc_sample_result (the host glue
+ * checks that at compile time). scratch: egrc_gpu_sample_scratch(N, V) bytes
+ * (the rows' tempered weights). */
+#define EGRC_GPU_SAMPLE_GREEDY_TEMPERATURE 1e-5f /* = EGRC_SAMPLE_GREEDY_TEMPERATURE */
+typedef struct egrc_gpu_sample_request {
+    float temperature, top_p;
+    int32_t top_k;
+    float u;
+} egrc_gpu_sample_request;
+typedef struct egrc_gpu_sample_result {
+    int32_t token;
+    float logprob, entropy, sample_logprob, sample_entropy;
+} egrc_gpu_sample_result;
+size_t egrc_gpu_sample_scratch(int N, int V);
+cudaError_t egrc_gpu_sample(cudaStream_t stream, egrc_gpu_dtype act, void *scratch, egrc_gpu_sample_result *out,
+                            const void *logits, const egrc_gpu_sample_request *req, int N, int V);
+
 size_t egrc_gpu_sum_squares_scratch(void);
 cudaError_t egrc_gpu_sum_squares(cudaStream_t stream, void *scratch, float *out, const float *x, size_t n);
 /* The scalar factors are computed by the caller in double, as the CPU backend
