@@ -11,9 +11,8 @@
 local egrc = require("egrc")
 local reasoner = require("egrc.reasoner")
 
-local settings = { base = {}, model = "", prompts = 32, group = 8, temperature = 1.0, budget = 250, r = 0.2,
-                   high_fraction = 0.2, top_tokens = 15 }
-for key, value in pairs(reasoner.defaults) do settings.base[key] = value end
+local settings = { base = reasoner.add_defaults({}).base, model = "", prompts = 32, group = 8, temperature = 1.0,
+                   budget = 250, r = 0.2, high_fraction = 0.2, top_tokens = 15 }
 
 return {
   settings = settings,

@@ -127,12 +127,15 @@ end
 --- Evaluates each model on each dataset and prints a table: accuracy, mean
 -- generated tokens and mean reasoning tokens per dataset. With a run, saves
 -- the results to OUT/<name>.json and the table to OUT/<name>.md.
--- models: list of {name=, model=, tokenizer=, stop=, template=, think_open=}
--- (the last three override opts per model); datasets: list of {name=, items=};
+-- models: list of {name=, model=, tokenizer=}; datasets: list of {name=, items=};
 -- opts: as egrc.eval.run, plus name ("eval").
 function eval.compare(run, models, datasets, opts)
   opts = opts or {}
   local name = opts.name or "eval"
+  local run_opts = {}
+  for key, value in pairs(opts) do
+    if key ~= "name" then run_opts[key] = value end
+  end
   local header, rows, results = { "model" }, {}, {}
   for _, d in ipairs(datasets) do
     header[#header + 1] = d.name .. " acc"
@@ -141,13 +144,6 @@ function eval.compare(run, models, datasets, opts)
   end
   rows[1] = header
   for _, m in ipairs(models) do
-    local run_opts = {}
-    for key, value in pairs(opts) do
-      if key ~= "name" then run_opts[key] = value end
-    end
-    for _, key in ipairs({ "stop", "template", "think_open" }) do
-      if m[key] ~= nil then run_opts[key] = m[key] end
-    end
     local row = { m.name }
     results[m.name] = {}
     for _, d in ipairs(datasets) do

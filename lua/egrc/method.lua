@@ -11,6 +11,7 @@
 -- accuracy + length reward.
 local rewards = require("egrc.rewards")
 local schedule = require("egrc.schedule")
+local util = require("egrc.util")
 
 local method = {}
 
@@ -25,10 +26,7 @@ method.defaults = {
 --- Copies the defaults into settings (a recipe's settings table), so
 -- settings.stage1, .switch and .stage2 exist.
 function method.add_defaults(settings)
-  for part, values in pairs(method.defaults) do
-    settings[part] = {}
-    for key, value in pairs(values) do settings[part][key] = value end
-  end
+  for part, values in pairs(method.defaults) do settings[part] = util.copy(values) end
   return settings
 end
 

@@ -7,6 +7,7 @@ local core = require("egrc.core")
 local data = require("egrc.data")
 local eval = require("egrc.eval")
 local sft = require("egrc.sft")
+local util = require("egrc.util")
 
 local reasoner = {}
 
@@ -31,16 +32,10 @@ reasoner.defaults = {
 -- all at levels 1-2: the accuracy's standard error is below 0.01), greedy.
 reasoner.eval_defaults = { seed = 1, per_cell = 300, max_difficulty = 2, max_new_tokens = 400, batch = 96 }
 
-local function copy(t)
-  local out = {}
-  for key, value in pairs(t) do out[key] = type(value) == "table" and copy(value) or value end
-  return out
-end
-
 --- Copies the defaults into a recipe's settings as settings.base and
 -- settings.eval (where --set can change them); returns settings.
 function reasoner.add_defaults(settings)
-  settings.base, settings.eval = copy(reasoner.defaults), copy(reasoner.eval_defaults)
+  settings.base, settings.eval = util.copy(reasoner.defaults), util.copy(reasoner.eval_defaults)
   return settings
 end
 

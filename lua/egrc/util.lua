@@ -22,6 +22,13 @@ function util.check_options(fname, opts, allowed)
   return opts
 end
 
+--- A deep copy of a table of settings (nested tables copied too).
+function util.copy(t)
+  local out = {}
+  for key, value in pairs(t) do out[key] = type(value) == "table" and util.copy(value) or value end
+  return out
+end
+
 --- Mean and population standard deviation of a list of numbers.
 function util.mean_std(values)
   local n, sum = #values, 0
