@@ -883,7 +883,9 @@ static int run_mode(const char *name, const char *dtype, int gemm_chosen) {
     return ran;
 }
 
-int main(void) {
+/* Usage: test_backend_parity [BACKEND...]: the GPU backends to hold to the
+ * CPU (default: cuda, hip and ze, each skipped when it has no device). */
+int main(int argc, char **argv) {
     /* TF32 GEMMs would fail fp32 parity by design. */
     unsetenv("EGRC_CUDA_TF32");
     const char *gemm = getenv("EGRC_GPU_GEMM");
@@ -892,13 +894,15 @@ int main(void) {
     const char *dtype_env = getenv("EGRC_GPU_DTYPE");
     char dtype_chosen[16] = "";
     if (dtype_env && *dtype_env) snprintf(dtype_chosen, sizeof dtype_chosen, "%s", dtype_env);
-    static const char *const names[] = {"cuda", "hip", "ze"};
+    static const char *const default_names[] = {"cuda", "hip", "ze"};
+    const char *const *names = argc > 1 ? (const char *const *)argv + 1 : default_names;
+    const size_t n_names = argc > 1 ? (size_t)argc - 1 : sizeof default_names / sizeof *default_names;
     egrc_error err;
     side[0] = egrc_backend_open("cpu", 0, &err);
     CHECK_MSG(side[0] != NULL, "%s", err.msg);
     if (!side[0]) return test_finish("test_backend_parity");
     int ran = 0;
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    for (size_t i = 0; i < n_names; i++) {
         const egrc_backend_ops *ops = egrc_backend_find(names[i], &err);
         int count = ops ? ops->device_count(&err) : -1;
         if (count == 0) snprintf(err.msg, sizeof err.msg, "the driver reports no device");
