@@ -2,7 +2,9 @@
  * device, every op of the contract runs on random inputs on that backend and
  * on the CPU backend (the reference), and the results are compared as
  * max |gpu - cpu| / max |cpu|; then the tiny fixture models run forward,
- * backward and KV-cache decoding on both. Ops are sized to exercise the
+ * backward and KV-cache decoding on both, and then train: one full GRPO
+ * update (statistics and updated weights) and 50 SFT steps (the loss at
+ * every step) must agree with the CPU's. Ops are sized to exercise the
  * awkward cases: dimensions that are not multiples of a warp or tile, tails,
  * GQA groups, misaligned weight and bias pointers, repeated token ids,
  * ignored targets, padding rows.
@@ -30,6 +32,7 @@
 
 #include "backend.h"
 #include "generate.h"
+#include "grpo.h"
 #include "sampling.h"
 #include "rng.h"
 #include "test.h"
@@ -57,6 +60,17 @@
 #define BF16_MODEL_TOLERANCE 2e-2
 #define BF16_MODEL_GRAD_TOLERANCE 4e-2
 #define BF16_SHARP_MODEL 5.0
+/* Training runs. A GRPO step's updated weights are compared by their
+ * update, w_after - w_before, relative to the learning rate: AdamW moves a
+ * weight by about lr whatever its gradient's size, so a gradient that differs
+ * by 1e-4 of itself moves it by 1e-4 lr. In bf16 a weight whose gradient is
+ * near 0 can take the other sign and move by 2 lr, so bf16 is judged on the
+ * whole update: |d_gpu - d_cpu| / |d_cpu| in L2 over all weights. SFT losses
+ * are compared step by step, |L_gpu - L_cpu| / (1 + |L_cpu|). */
+#define FP32_UPDATE_TOLERANCE 1e-2
+#define BF16_UPDATE_TOLERANCE 2.5e-1
+#define FP32_RUN_TOLERANCE 1e-4
+#define BF16_RUN_TOLERANCE 5e-2
 
 static egrc_backend *side[2]; /* [0] the CPU reference, [1] the backend under test */
 static const char *label;     /* the backend under test in the report ("cuda/fp32", "cuda+tiled/bf16") */
@@ -789,10 +803,156 @@ static void compare_models(const char *name) {
     }
 }
 
+static float *download_params(egrc_model *m, int s) {
+    float *host = malloc(m->n_params * sizeof(float));
+    side[s]->ops->download(side[s], host, m->params, m->n_params * sizeof(float));
+    return host;
+}
+
+/* One full GRPO update (advantages, reference log-probs for the k3 KL term,
+ * an entropy bonus, two mini-batch optimiser steps) on the same rollouts on
+ * both sides: its statistics and the updated weights. The rollouts come from
+ * the CPU and score a made-up reward with spread inside every group. */
+static void compare_grpo_step(const char *name) {
+    enum { G = 4, N = 8, PLEN = 6, NEW = 10 };
+    egrc_model *m[2], *ref[2];
+    for (int s = 0; s < 2; s++) {
+        m[s] = test_load_fixture(side[s], name);
+        ref[s] = test_load_fixture(side[s], name);
+    }
+    egrc_rollout r;
+    int have_rollouts = 0;
+    if (m[0] && m[1] && ref[0] && ref[1]) {
+        int32_t prompts[N * PLEN];
+        int lens[N];
+        random_ids(prompts, N * PLEN, m[0]->cfg.vocab_size);
+        for (int i = 0; i < N; i++) {
+            lens[i] = PLEN - i % 3;
+            if (i % G) memcpy(prompts + i * PLEN, prompts + (i - i % G) * PLEN, PLEN * sizeof(int32_t));
+        }
+        egrc_sampling_config sc = egrc_sampling_defaults();
+        sc.max_new_tokens = NEW;
+        sc.seed = 99;
+        egrc_error err;
+        have_rollouts = egrc_generate(m[0], prompts, lens, N, PLEN, &sc, &r, &err) == 0;
+        CHECK_MSG(have_rollouts, "%s", err.msg);
+    }
+    if (have_rollouts) {
+        float reward[N];
+        for (int i = 0; i < N; i++) reward[i] = (float)(i % G) + 0.1f * (float)egrc_rollout_completion(&r, i)[0];
+        egrc_grpo_config cfg = egrc_grpo_defaults();
+        cfg.adv.group_size = G;
+        cfg.kl_coef = 0.05f;
+        cfg.entropy_coef = 0.01f;
+        cfg.mini_batch = N / 2;
+        cfg.optim = egrc_optim_defaults(2);
+        cfg.optim.lr = 1e-3f;
+        cfg.optim.min_lr = 1e-3f;
+        egrc_grpo_stats st[2];
+        float *before = download_params(m[0], 0), *after[2];
+        for (int s = 0; s < 2; s++) {
+            int step = 0;
+            egrc_error err;
+            CHECK_MSG(egrc_grpo_step(m[s], ref[s], &cfg, &r, reward, NULL, &step, &st[s], &err) == 0, "%s",
+                      err.msg);
+            after[s] = download_params(m[s], s);
+        }
+        const double sharp = strcmp(name, "tiny-llama") == 0 ? BF16_SHARP_MODEL : 1.0;
+        const double stat_tolerance = bf16 ? sharp * BF16_TOLERANCE : GRAD_TOLERANCE;
+        char what[128];
+        const float got[4] = {st[1].loss, st[1].kl, st[1].entropy, st[1].ratio_mean};
+        const float want[4] = {st[0].loss, st[0].kl, st[0].entropy, st[0].ratio_mean};
+        static const char *const stat_names[4] = {"loss", "kl", "entropy", "ratio"};
+        for (int q = 0; q < 4; q++) {
+            snprintf(what, sizeof what, "%s grpo step %s", name, stat_names[q]);
+            /* relative to 1 + |want|: the KL is ~0 after a step from the reference */
+            const float scaled_got = got[q] / (1.0f + fabsf(want[q])), scaled_want = want[q] / (1.0f + fabsf(want[q]));
+            compare_host(what, &scaled_got, &scaled_want, 1, stat_tolerance);
+        }
+        double worst = 0.0, diff2 = 0.0, update2 = 0.0;
+        for (size_t i = 0; i < m[0]->n_params; i++) {
+            const double d_cpu = (double)after[0][i] - before[i], d_gpu = (double)after[1][i] - before[i];
+            const double e = fabs(d_gpu - d_cpu) / cfg.optim.lr;
+            if (!(e <= worst)) worst = e;
+            diff2 += (d_gpu - d_cpu) * (d_gpu - d_cpu);
+            update2 += d_cpu * d_cpu;
+        }
+        const double whole = update2 > 0.0 ? sqrt(diff2 / update2) : sqrt(diff2);
+        const double judged = bf16 ? whole : worst, tolerance = bf16 ? BF16_UPDATE_TOLERANCE : FP32_UPDATE_TOLERANCE;
+        snprintf(what, sizeof what, "%s grpo step weights (%s)", name, bf16 ? "L2 of update" : "max / lr");
+        const int ok = judged <= tolerance && update2 > 0.0;
+        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, judged, tolerance, ok ? "ok" : "FAIL");
+        CHECK_MSG(ok, "%s: %s: %.3g > %.1g (update norm %.3g)", label, what, judged, tolerance, sqrt(update2));
+        free(before);
+        for (int s = 0; s < 2; s++) free(after[s]);
+        egrc_rollout_free(&r);
+    }
+    for (int s = 0; s < 2; s++) {
+        egrc_model_free(m[s]);
+        egrc_model_free(ref[s]);
+    }
+}
+
+/* 50 SFT steps on both sides from the same weights and batches: the losses
+ * must track each other step by step (and fall: the batches repeat a
+ * learnable pattern, by over 1 nat). */
+static void compare_sft_run(const char *name) {
+    enum { STEPS = 50, B = 2, T = 24, N = B * T };
+    egrc_model *m[2];
+    for (int s = 0; s < 2; s++) m[s] = test_load_fixture(side[s], name);
+    if (m[0] && m[1]) {
+        const int V = m[0]->cfg.vocab_size;
+        egrc_optim_config cfg = egrc_optim_defaults(STEPS);
+        cfg.lr = 3e-3f;
+        cfg.warmup_steps = 5;
+        float loss[2][STEPS];
+        for (int s = 0; s < 2; s++) {
+            for (int step = 0; step < STEPS; step++) {
+                int32_t tokens[N], targets[N];
+                for (int i = 0; i < N; i++) {
+                    const int row = i / T, pos = i % T;
+                    tokens[i] = (int32_t)((7 * (pos + step + row) + 3 * row) % 61 + (V > 200 ? 100 : 0));
+                }
+                for (int i = 0; i < N; i++) targets[i] = i % T + 1 < T ? tokens[i + 1] : -1;
+                float grad_norm;
+                egrc_error err;
+                if (egrc_train_step(m[s], &cfg, step, tokens, targets, 1, B, T, 1.0f, &loss[s][step], &grad_norm,
+                                    &err)) {
+                    CHECK_MSG(0, "%s", err.msg);
+                    loss[s][step] = NAN;
+                }
+            }
+        }
+        double worst = 0.0;
+        for (int step = 0; step < STEPS; step++) {
+            const double e = fabs((double)loss[1][step] - loss[0][step]) / (1.0 + fabs(loss[0][step]));
+            if (!(e <= worst)) worst = e;
+        }
+        const double sharp = strcmp(name, "tiny-llama") == 0 ? BF16_SHARP_MODEL : 1.0;
+        const double tolerance = bf16 ? sharp * BF16_RUN_TOLERANCE : FP32_RUN_TOLERANCE;
+        const int falls = loss[0][STEPS - 1] < loss[0][0] - 1.0f;
+        char what[128];
+        snprintf(what, sizeof what, "%s sft %d steps loss (%.2f -> %.2f)", name, STEPS, loss[0][0], loss[0][STEPS - 1]);
+        const int ok = worst <= tolerance && falls;
+        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, worst, tolerance, ok ? "ok" : "FAIL");
+        CHECK_MSG(ok, "%s: %s: worst step %.3g > %.1g, or the CPU loss fell by under 1 nat", label, what, worst,
+                  tolerance);
+    }
+    for (int s = 0; s < 2; s++) egrc_model_free(m[s]);
+}
+
 static void run_models(void) {
     compare_models("tiny-qwen2");
     compare_models("tiny-gpt2");
     compare_models("tiny-llama");
+}
+
+/* Training end to end: what the main job runs on the backend. */
+static void run_training(void) {
+    compare_grpo_step("tiny-qwen2");
+    compare_grpo_step("tiny-gpt2");
+    compare_sft_run("tiny-qwen2");
+    compare_sft_run("tiny-gpt2");
 }
 
 static void run_matmuls(void) {
@@ -808,6 +968,7 @@ static void run_matmuls(void) {
 static void run_tiled_gemm(void) {
     run_matmuls();
     run_models();
+    run_training();
 }
 
 static void run_all(void) {
@@ -844,6 +1005,7 @@ static void run_all(void) {
     test_decode(40, 1, 64); /* a GQA group wider than one block of rows */
     test_optimizer();
     run_models();
+    run_training();
 }
 
 /* Opens backend `name` on device 0 as side[1] and runs `tests` on it. */
