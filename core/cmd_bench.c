@@ -2,8 +2,10 @@
  * the throughput of a large GEMM (in the backend's activation dtype) run
  * through the same backend in the same process, so the figure reads as "fraction of what this machine's GEMM can
  * do" whatever the machine.
+ * Its MFU column divides the model's FLOP/s by the device's datasheet peak
+ * (core/device_peaks.c, or --peak-tflops).
  * egrc bench generate: rollout speed with the KV cache (prefill, decode step,
- * new tokens per second). */
+ * new tokens per second, and the weight bytes read per second). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 
 #include "../backends/backend.h"
 #include "cli.h"
+#include "device_peaks.h"
 #include "generate.h"
 #include "model_hf.h"
 #include "rng.h"
@@ -83,6 +86,7 @@ typedef struct int_flag {
 typedef struct bench_setup {
     const char *model_name, *backend_name;
     long device;
+    double peak_tflops; /* --peak-tflops (train only); 0: from the table of known devices */
     egrc_backend *be;
     egrc_model *m;
 } bench_setup;
@@ -94,6 +98,8 @@ static int bench_open(const char *what, int argc, char **argv, const int_flag *i
     setup->model_name = NULL;
     setup->backend_name = "cpu";
     setup->device = 0;
+    setup->peak_tflops = 0.0;
+    const int takes_peak = strcmp(what, "train") == 0;
     for (int i = 3; i < argc; i += 2) {
         const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!value) {
@@ -105,6 +111,13 @@ static int bench_open(const char *what, int argc, char **argv, const int_flag *i
         else if (strcmp(flag, "--backend") == 0) setup->backend_name = value;
         else if (strcmp(flag, "--device") == 0) {
             if (egrc_cli_int(flag, value, 0, 1023, &setup->device)) return EGRC_EXIT_USAGE;
+        } else if (takes_peak && strcmp(flag, "--peak-tflops") == 0) {
+            char *end;
+            setup->peak_tflops = strtod(value, &end);
+            if (!*value || *end || !(setup->peak_tflops > 0.0 && setup->peak_tflops < 1e6)) {
+                fprintf(stderr, "egrc: --peak-tflops expects a positive number of TFLOP/s, got '%s'\n", value);
+                return EGRC_EXIT_USAGE;
+            }
         } else {
             known = 0;
             for (int k = 0; k < n_ints && !known; k++) {
@@ -114,7 +127,8 @@ static int bench_open(const char *what, int argc, char **argv, const int_flag *i
             }
         }
         if (!known) {
-            fprintf(stderr, "egrc bench %s: unknown flag '%s' (flags: --model --backend --device", what, flag);
+            fprintf(stderr, "egrc bench %s: unknown flag '%s' (flags: --model --backend --device%s", what, flag,
+                    takes_peak ? " --peak-tflops" : "");
             for (int k = 0; k < n_ints; k++) fprintf(stderr, " %s", ints[k].name);
             fprintf(stderr, ")\n");
             return EGRC_EXIT_USAGE;
@@ -181,12 +195,25 @@ static int bench_train(int argc, char **argv) {
         getrusage(RUSAGE_SELF, &usage);
         egrc_device_info info;
         if (be->ops->device_info(be->device, &info, &err)) snprintf(info.name, sizeof info.name, "?");
+        const char *peak_entry = NULL;
+        const double peak = setup.peak_tflops > 0.0 ? setup.peak_tflops
+                                                     : egrc_device_peak_tflops(info.name, be->act_dtype, &peak_entry);
+        char mfu[32] = "-";
+        if (peak > 0.0) snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * model_gflops / (peak * 1e3));
         printf("bench train: %s (%zu parameters), backend %s (%s, %s activations), batch %ld x %ld, %ld timed steps\n",
                model_name, m->n_params, backend_name, info.name, egrc_dtype_name(be->act_dtype), B, T, steps);
+        if (setup.peak_tflops > 0.0)
+            printf("MFU against %.1f TFLOP/s (--peak-tflops)\n", peak);
+        else if (peak_entry)
+            printf("MFU against %.1f TFLOP/s, the %s peak of the %s (dense, datasheet)\n", peak,
+                   egrc_dtype_name(be->act_dtype), peak_entry);
+        else
+            printf("MFU: '%s' is not in egrc's table of device peaks: pass --peak-tflops (dense %s TFLOP/s)\n",
+                   info.name, egrc_dtype_name(be->act_dtype));
         printf("%-10s %-12s %-14s %-16s %-16s %-12s %-12s %s\n", "ms/step", "tokens/s", "model GFLOP/s",
-               "GEMM GFLOP/s", "model/GEMM", "last loss", "peak RSS MiB", "");
-        printf("%-10.1f %-12.1f %-14.1f %-16.1f %-16.2f %-12.4f %-12.0f\n", 1e3 * step_s, (double)n / step_s,
-               model_gflops, gemm, gemm > 0 ? model_gflops / gemm : 0.0, loss, usage.ru_maxrss / 1024.0);
+               "GEMM GFLOP/s", "model/GEMM", "last loss", "peak RSS MiB", "MFU");
+        printf("%-10.1f %-12.1f %-14.1f %-16.1f %-16.2f %-12.4f %-12.0f %s\n", 1e3 * step_s, (double)n / step_s,
+               model_gflops, gemm, gemm > 0 ? model_gflops / gemm : 0.0, loss, usage.ru_maxrss / 1024.0, mfu);
     }
     free(tokens);
     bench_close(&setup);
@@ -245,11 +272,15 @@ static int bench_generate(int argc, char **argv) {
     const double total = r.prefill_seconds + r.decode_seconds;
     printf("bench generate: %s (%zu parameters), backend %s (%s), batch %ld, prompt %ld, %ld new tokens\n", model_name,
            m->n_params, backend_name, info.name, B, P, new_tokens);
-    printf("%-12s %-16s %-14s %-14s %-12s\n", "prefill ms", "decode ms/step", "new tokens/s", "decode steps",
-           "peak RSS MiB");
-    printf("%-12.1f %-16.2f %-14.1f %-14d %-12.0f\n", 1e3 * r.prefill_seconds,
-           r.decode_steps ? 1e3 * r.decode_seconds / r.decode_steps : 0.0, (double)(B * new_tokens) / total,
-           r.decode_steps, usage.ru_maxrss / 1024.0);
+    /* A decode step reads every weight once: at small batches its speed is
+     * bounded by memory bandwidth, and this is the rate it reached. */
+    const double step_s = r.decode_steps ? r.decode_seconds / r.decode_steps : 0.0;
+    const double weight_bytes = (double)m->n_params * (double)egrc_dtype_size(be->act_dtype);
+    printf("%-12s %-16s %-14s %-14s %-12s %s\n", "prefill ms", "decode ms/step", "new tokens/s", "decode steps",
+           "peak RSS MiB", "weight GB/s");
+    printf("%-12.1f %-16.2f %-14.1f %-14d %-12.0f %.1f\n", 1e3 * r.prefill_seconds, 1e3 * step_s,
+           (double)(B * new_tokens) / total, r.decode_steps, usage.ru_maxrss / 1024.0,
+           step_s > 0.0 ? weight_bytes / step_s / 1e9 : 0.0);
 done:
     egrc_rollout_free(&r);
     free(prompts);
@@ -262,7 +293,7 @@ int egrc_cmd_bench(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[2], "train") == 0) return bench_train(argc, argv);
     if (argc >= 3 && strcmp(argv[2], "generate") == 0) return bench_generate(argc, argv);
     return egrc_cli_error(EGRC_EXIT_USAGE,
-                          "usage: egrc bench train --model NAME|DIR [--batch B] [--seq T] [--steps N]\n"
+                          "usage: egrc bench train --model NAME|DIR [--batch B] [--seq T] [--steps N] [--peak-tflops P]\n"
                           "       egrc bench generate --model NAME|DIR [--batch B] [--prompt-len P] [--new-tokens N]",
                           NULL);
 }
