@@ -1,5 +1,6 @@
 /* `egrc run RECIPE.lua`: load the recipe, resolve its settings (defaults,
- * a resumed run's settings.json, --set, --backend/--device/--seed), prepare
+ * the recipe's gpu_settings on a GPU backend, a resumed run's settings.json,
+ * --set, --backend/--device/--seed), prepare
  * the run folder, then call recipe.main(run) under a traceback handler.
  *
  * Exit codes: 2 for anything wrong with the command or the recipe before it
@@ -175,6 +176,21 @@ static int prepare(lua_State *L, const egrc_run_options *o, run_paths *p) {
     int settings = lua_gettop(L);
     if (egrc_settings_check(L, settings, "", &err) || add_standard_settings(L, settings, &err))
         return fail(EGRC_EXIT_USAGE, "%s", err.msg);
+    /* gpu_settings: the values a GPU's speed affords (a larger model, larger
+     * batches), over the defaults, which fit the CPU; --resume and --set
+     * still win. Any backend but the CPU is a GPU here. */
+    type = lua_getfield(L, recipe, "gpu_settings");
+    if (type != LUA_TNIL && type != LUA_TTABLE) return fail(EGRC_EXIT_USAGE, "%s: gpu_settings must be a table", p->recipe);
+    lua_getfield(L, settings, "backend");
+    const char *backend = o->backend ? o->backend : lua_tostring(L, -1);
+    const int on_gpu = backend && strcmp(backend, "cpu") != 0;
+    lua_pop(L, 1);
+    if (type == LUA_TTABLE) {
+        if (egrc_settings_overlay_check(L, settings, -1, "gpu_settings", &err))
+            return fail(EGRC_EXIT_USAGE, "%s: %s", p->recipe, err.msg);
+        if (on_gpu) egrc_settings_merge(L, settings, -1);
+    }
+    lua_pop(L, 1);
     if (o->resume) {
         char path[4200];
         snprintf(path, sizeof path, "%s/settings.json", o->resume);

@@ -225,3 +225,34 @@ void egrc_settings_merge(lua_State *L, int dst, int src) {
         lua_rawset(L, dst);
     }
 }
+
+int egrc_settings_overlay_check(lua_State *L, int dst, int src, const char *prefix, egrc_error *err) {
+    dst = lua_absindex(L, dst);
+    src = lua_absindex(L, src);
+    if (!lua_checkstack(L, 6)) return egrc_fail(err, "settings nested too deep at '%s'", prefix);
+    lua_pushnil(L);
+    while (lua_next(L, src)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            return egrc_fail(err, "%s: keys must be names, got a %s key", prefix, luaL_typename(L, -2));
+        }
+        char path[512];
+        snprintf(path, sizeof path, "%s.%s", prefix, lua_tostring(L, -2));
+        lua_pushvalue(L, -2);
+        const int want = lua_rawget(L, dst), got = lua_type(L, -2); /* key, value, default */
+        int rc = 0;
+        if (want == LUA_TNIL)
+            rc = egrc_fail(err, "%s: the recipe's settings have no such setting", path);
+        else if (want != got)
+            rc = egrc_fail(err, "%s: a %s, where the setting is a %s", path, lua_typename(L, got),
+                           lua_typename(L, want));
+        else if (want == LUA_TTABLE && !is_list(L, -1))
+            rc = egrc_settings_overlay_check(L, -1, -2, path, err);
+        lua_pop(L, 2);
+        if (rc) {
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -98,6 +98,10 @@ void egrc_json_write(lua_State *L, const char *path, int idx);
  * default's type. */
 int egrc_settings_check(lua_State *L, int idx, const char *prefix, egrc_error *err);
 void egrc_settings_merge(lua_State *L, int dst, int src);
+/* Checks that every setting of the table at src (named `prefix` in
+ * messages) exists in the settings at dst with the same type, so that a
+ * merge of src into dst changes values only. */
+int egrc_settings_overlay_check(lua_State *L, int dst, int src, const char *prefix, egrc_error *err);
 
 /* Submodule openers: each pushes its table (or adds to the one on top). */
 void egrc_open_model(lua_State *L);

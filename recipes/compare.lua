@@ -30,6 +30,8 @@ end
 
 return {
   settings = settings,
+  -- on a GPU backend: a larger base reasoner, and 4x the prompts per RL step
+  gpu_settings = reasoner.gpu_settings { rl = { prompts = 64 } },
   main = function(run)
     local s = run.settings
     local base_model, tok = reasoner.ensure(run, s.base)

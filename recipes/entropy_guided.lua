@@ -49,6 +49,8 @@ end
 
 return {
   settings = settings,
+  -- on a GPU backend: a larger base reasoner, and 4x the prompts per RL step
+  gpu_settings = reasoner.gpu_settings { rl = { prompts = 64 } },
   main = function(run)
     local s = run.settings
     local model, tok, sft_seconds, base_dir = reasoner.ensure(run, s.base)

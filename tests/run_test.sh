@@ -79,6 +79,33 @@ expect 1 "backend 'cuda': .*(libegrc-backend-cuda.so|driver|device)" -- "$egrc" 
 check "no run folder for a missing backend" test ! -e r4
 expect 1 "backend 'nosuch'" -- "$egrc" run ok.lua --out r5 --set backend=nosuch
 
+# gpu_settings: checked against the settings on every backend, merged over them on a GPU's, under --set
+recipe gpu.lua 'return {
+  settings = { train = { lr = 0.001, steps = 3 } },
+  gpu_settings = { train = { steps = 30 } },
+  main = function(run) print("steps=" .. run.settings.train.steps .. " lr=" .. run.settings.train.lr) end,
+}'
+expect 0 "steps=3 lr=0.001" -- "$egrc" run gpu.lua --out g1 --quiet
+recipe gpu_typo.lua 'return {
+  settings = { train = { lr = 0.001, steps = 3 } },
+  gpu_settings = { train = { stepz = 30 } },
+  main = function(run) end,
+}'
+expect 2 "gpu_typo.lua: gpu_settings.train.stepz: the recipe.s settings have no such setting" -- \
+  "$egrc" run gpu_typo.lua --out g2
+recipe gpu_type.lua 'return {
+  settings = { train = { lr = 0.001, steps = 3 } },
+  gpu_settings = { train = { steps = "many" } },
+  main = function(run) end,
+}'
+expect 2 "gpu_settings.train.steps: a string, where the setting is a number" -- "$egrc" run gpu_type.lua --out g3
+check "no run folder for bad gpu_settings" bash -c "test ! -e g2 && test ! -e g3"
+# the emulated GPU backend, where it was built, opens without a GPU
+if [ -f "$(dirname "$egrc")/libegrc-backend-gpuemu.so" ]; then
+  expect 0 "steps=30 lr=0.001" -- "$egrc" run gpu.lua --out g4 --quiet --backend gpuemu
+  expect 0 "steps=7 lr=0.001" -- "$egrc" run gpu.lua --out g5 --quiet --backend gpuemu --set train.steps=7
+fi
+
 # recipe errors: exit 2 before the run starts, with FILE:LINE
 recipe syntax.lua 'return {
   main = function(run)
