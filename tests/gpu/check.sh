@@ -10,12 +10,20 @@
 #      references): fp32 must PASS at its 1e-5/1e-4 tolerances; bf16 is judged here
 #      at the bf16 tolerances of test_backend_parity's whole-model checks
 #   4. a bad EGRC_GPU_DTYPE is refused with a message naming it
-#   5. egrc bench train  --model gpt2-124M --batch 8 --seq 1024 --backend cuda: bf16 10 steps,
-#      fp32 3 steps (for the speed ratio)
-#   6. egrc bench generate --model qwen2-0.5B --batch 64 --prompt-len 64 --backend cuda:
-#      bf16 256 new tokens, fp32 64
+#   5. egrc bench train --model gpt2-124M --seq 1024 --backend cuda, the anchors' shape:
+#      bf16 batch 32, 10 steps; fp32 batch 16, 3 steps (for the speed ratio)
+#   6. egrc bench train --model qwen2-0.5B --batch 8 --seq 1024 (the RL-sized step), bf16
+#   7. egrc bench generate --model qwen2-0.5B --batch 64 --prompt-len 64 --backend cuda:
+#      bf16 256 new tokens with the decode step replayed from CUDA graphs and
+#      without (EGRC_GPU_GRAPHS=0), fp32 64
+#   8. with EGRC_CHECK_PEERS=DIR (a copy of the PyTorch scripts of the
+#      performance anchors, shared/peers), those scripts on the same GPU in
+#      the same run: GPT-2 training eager and compiled, Hugging Face generate,
+#      the static-cache CUDA-graph decode and the Qwen2 training step. They
+#      need PyTorch and transformers; allow about 4 more minutes.
 # and prints a summary table last. Each step has a time limit, so the whole
-# script ends well under 10 minutes; logs are kept in BUILD_DIR/gpu-check/.
+# script ends well under 10 minutes without the peers; logs are kept in
+# BUILD_DIR/gpu-check/.
 #
 # Usage: tests/gpu/check.sh [BUILD_DIR]      (default: build-gpu in the repository)
 # A BUILD_DIR that already holds egrc and libegrc-backend-cuda.so is reused
@@ -34,7 +42,7 @@ failures=0
 
 # record NAME RESULT DETAIL SECONDS
 record() {
-    summary+=("$(printf '%-44s %-6s %8s  %s' "$1" "$2" "$4" "$3")")
+    summary+=("$(printf '%-56s %-6s %8s  %s' "$1" "$2" "$4" "$3")")
     [ "$2" = FAIL ] && failures=$((failures + 1))
 }
 
@@ -55,7 +63,7 @@ step() {
 print_summary() {
     echo
     echo "==================== CUDA backend GPU check ===================="
-    printf '%-44s %-6s %8s  %s\n' "check" "result" "seconds" "detail"
+    printf '%-56s %-6s %8s  %s\n' "check" "result" "seconds" "detail"
     printf '%s\n' "${summary[@]}"
     echo "failures: $failures   (logs: $logs)"
 }
@@ -160,37 +168,73 @@ else
     record "EGRC_GPU_DTYPE=fp16 refused" FAIL "rc $rc: $(head -n 1 "$logs/bad_dtype.log")" $secs
 fi
 
-# bf16 (the default) as before; fp32 shorter, for the speed ratio.
-for dtype in bf16 fp32; do
-    steps=10
-    [ $dtype = fp32 ] && steps=3
-    step "bench_train_$dtype" 240 env EGRC_GPU_DTYPE=$dtype "$egrc" bench train --model gpt2-124M --batch 8 \
-        --seq 1024 --steps $steps --backend cuda
+# bench_train NAME MODEL BATCH STEPS DTYPE: one `egrc bench train` at T=1024.
+bench_train() {
+    local name=$1 model=$2 batch=$3 steps=$4 dtype=$5
+    step "$name" 240 env EGRC_GPU_DTYPE=$dtype "$egrc" bench train --model $model --batch $batch --seq 1024 \
+        --steps $steps --backend cuda
+    local label="bench train $model ${batch}x1024, $dtype"
     if [ $rc -eq 0 ]; then
-        # the results row: ms/step tokens/s model-GFLOP/s GEMM-GFLOP/s ratio loss RSS
-        read -r ms tps gflops sgemm _ loss _ < <(tail -n 1 "$logs/bench_train_$dtype.log")
-        record "bench train gpt2-124M 8x1024, $dtype" ok \
-            "$tps tokens/s, $ms ms/step, $gflops model GFLOP/s (GEMM $sgemm), loss $loss after $steps steps" $secs
+        # the results row: ms/step tokens/s model-GFLOP/s GEMM-GFLOP/s ratio loss RSS MFU
+        read -r ms tps gflops gemm _ loss _ mfu < <(tail -n 1 "$logs/$name.log")
+        record "$label" ok "$tps tokens/s, $ms ms/step, MFU $mfu, $gflops model GFLOP/s (GEMM $gemm), loss $loss" $secs
     else
-        record "bench train gpt2-124M 8x1024, $dtype" FAIL "$(tail -n 1 "$logs/bench_train_$dtype.log")" $secs
+        record "$label" FAIL "$(tail -n 1 "$logs/$name.log")" $secs
     fi
-done
+}
 
-for dtype in bf16 fp32; do
-    new=256
-    [ $dtype = fp32 ] && new=64
-    step "bench_generate_$dtype" 240 env EGRC_GPU_DTYPE=$dtype "$egrc" bench generate --model qwen2-0.5B --batch 64 \
-        --prompt-len 64 --new-tokens $new --backend cuda
+bench_train bench_train_bf16 gpt2-124M 32 10 bf16
+bench_train bench_train_fp32 gpt2-124M 16 3 fp32
+bench_train bench_train_qwen2 qwen2-0.5B 8 5 bf16
+
+# bench_generate NAME DTYPE NEW_TOKENS GRAPHS: one `egrc bench generate`, 64 prompts of 64 tokens.
+bench_generate() {
+    local name=$1 dtype=$2 new=$3 graphs=$4
+    step "$name" 240 env EGRC_GPU_DTYPE=$dtype EGRC_GPU_GRAPHS=$graphs "$egrc" bench generate --model qwen2-0.5B \
+        --batch 64 --prompt-len 64 --new-tokens $new --backend cuda
+    local label="bench generate qwen2-0.5B 64x(64+$new), $dtype, graphs $graphs"
     if [ $rc -eq 0 ]; then
-        # the results row: prefill-ms decode-ms/step new-tokens/s steps RSS
-        read -r prefill step_ms tps _ < <(tail -n 1 "$logs/bench_generate_$dtype.log")
-        record "bench generate qwen2-0.5B 64x(64+$new), $dtype" ok \
-            "$tps new tokens/s, $step_ms ms/decode step, prefill $prefill ms" $secs
+        # the results row: prefill-ms decode-ms/step new-tokens/s steps RSS weight-GB/s
+        read -r prefill step_ms tps _ _ gbs < <(tail -n 1 "$logs/$name.log")
+        record "$label" ok "$tps new tokens/s, $step_ms ms/decode step ($gbs GB/s of weights), prefill $prefill ms" \
+            $secs
     else
-        record "bench generate qwen2-0.5B 64x(64+$new), $dtype" FAIL \
-            "$(tail -n 1 "$logs/bench_generate_$dtype.log")" $secs
+        record "$label" FAIL "$(tail -n 1 "$logs/$name.log")" $secs
     fi
-done
+}
+
+bench_generate bench_generate_bf16 bf16 256 1
+bench_generate bench_generate_bf16_nographs bf16 256 0
+bench_generate bench_generate_fp32 fp32 64 1
+
+# The PyTorch side of the anchors, on this GPU in this run.
+if [ -n "${EGRC_CHECK_PEERS:-}" ]; then
+    peers=$EGRC_CHECK_PEERS
+    # peer NAME LIMIT SCRIPT ARGS...: runs a peer script, records each line it prints about speed
+    peer() {
+        local name=$1 limit=$2 script=$3
+        shift 3
+        if [ ! -f "$peers/$script" ]; then
+            record "peer $script" FAIL "not found in $peers" 0
+            return
+        fi
+        step "peer_$name" "$limit" python3 "$peers/$script" "$@"
+        if [ $rc -eq 0 ]; then
+            while IFS= read -r line; do record "peer $name" info "$line" $secs; done \
+                < <(grep -E "tok/s" "$logs/peer_$name.log")
+        else
+            record "peer $name" FAIL "rc $rc: $(tail -n 1 "$logs/peer_$name.log")" $secs
+        fi
+    }
+    if python3 -c "import torch, transformers" >"$logs/peers_import.log" 2>&1; then
+        peer gpt2_train 240 torch_gpt2_bench.py 32
+        peer qwen2_train 120 torch_qwen_train_bench.py
+        peer hf_generate 120 hf_generate_bench.py 64 256
+        peer fast_decode 240 torch_fast_decode.py
+    else
+        record "peers" FAIL "python3 cannot import torch and transformers: $(tail -n 1 "$logs/peers_import.log")" 0
+    fi
+fi
 
 print_summary
 [ $failures -eq 0 ]
