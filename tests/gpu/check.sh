@@ -21,6 +21,10 @@
 #      the same run: GPT-2 training eager and compiled, Hugging Face generate,
 #      the static-cache CUDA-graph decode and the Qwen2 training step. They
 #      need PyTorch and transformers; allow about 4 more minutes.
+#   9. with EGRC_CHECK_MAIN_JOB=1, the main job on the GPU, its gpu_settings
+#      profile (egrc run recipes/entropy_guided.lua --backend cuda), judged
+#      against the method's targets: length ratio <= 0.30, accuracy change
+#      >= -0.01. Up to 15 more minutes.
 # and prints a summary table last. Each step has a time limit, so the whole
 # script ends well under 10 minutes without the peers; logs are kept in
 # BUILD_DIR/gpu-check/.
@@ -233,6 +237,16 @@ if [ -n "${EGRC_CHECK_PEERS:-}" ]; then
         peer fast_decode 240 torch_fast_decode.py
     else
         record "peers" FAIL "python3 cannot import torch and transformers: $(tail -n 1 "$logs/peers_import.log")" 0
+    fi
+fi
+
+if [ "${EGRC_CHECK_MAIN_JOB:-0}" = 1 ]; then
+    step main_job 900 "$egrc" run "$root/recipes/entropy_guided.lua" --backend cuda --out "$logs/main-job" --quiet
+    verdict=$(grep -E "^length ratio" "$logs/main_job.log" | tail -n 1)
+    if [ $rc -eq 0 ] && awk '{ r = $3 + 0; d = $6 + 0; exit !(r <= 0.30 && d >= -0.01) }' <<<"${verdict//,/}"; then
+        record "main job on the GPU" ok "$verdict" $secs
+    else
+        record "main job on the GPU" FAIL "rc $rc: ${verdict:-$(tail -n 1 "$logs/main_job.log")}" $secs
     fi
 fi
 
