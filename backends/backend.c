@@ -99,6 +99,12 @@ const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err) {
         dlclose(handle);
         return NULL;
     }
+    const int graph_ops = !!ops->graph_begin + !!ops->graph_end + !!ops->graph_launch + !!ops->graph_free;
+    if (graph_ops != 0 && graph_ops != 4) {
+        egrc_fail(err, "backend '%s': plugin sets %d of the 4 graph ops (all or none); it is broken", name, graph_ops);
+        dlclose(handle);
+        return NULL;
+    }
     /* The handle stays open for the life of the process: ops point into it. */
     return ops;
 }

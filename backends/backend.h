@@ -45,11 +45,17 @@
 #include "../core/error.h"
 #include "../core/safetensors.h" /* egrc_dtype */
 
-#define EGRC_BACKEND_ABI_VERSION 2
+#define EGRC_BACKEND_ABI_VERSION 3
 #define EGRC_BACKEND_ENTRY_SYMBOL "egrc_backend_entry"
 
 typedef struct egrc_backend egrc_backend;
 typedef struct egrc_backend_ops egrc_backend_ops;
+/* A captured sequence of ops (graph_* below), opaque to the core. */
+typedef struct egrc_graph egrc_graph;
+
+/* graph_launch's answer when the graph points at backend memory that has
+ * since moved (see graph_launch). */
+#define EGRC_GRAPH_STALE 1
 
 /* At or below this temperature sampling is greedy (argmax, lowest id on ties). */
 #define EGRC_SAMPLE_GREEDY_TEMPERATURE 1e-5f
@@ -235,6 +241,39 @@ struct egrc_backend_ops {
      * `step` t counts from 1. compute_copy (may be NULL) receives p in act_dtype. */
     void (*adamw)(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale, float *m,
                   float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+
+    /* ---- captured graphs, OPTIONAL (all four NULL, or all set) ----
+     * A graph records a sequence of ops once and replays it with a single
+     * launch (a CUDA graph / hipGraph), which saves the per-op launch cost
+     * that dominates a decode step of small rows. The core uses them for the
+     * rollout's decode step (core/generate.c).
+     *
+     * graph_begin starts recording on the stream: the ops enqueued until
+     * graph_end are recorded, NOT run. In between only model ops and `zero`
+     * may be called (never alloc, free, upload, download or synchronize), and
+     * each op must find the scratch it needs already there: run the same ops
+     * with the same shapes once, uncaptured, before capturing them. A replay
+     * touches exactly the recorded device addresses with the recorded shapes
+     * and integer arguments; only the CONTENTS of device buffers may differ
+     * from one replay to the next (upload the new inputs before graph_launch,
+     * in stream order). So whatever changes per replay must be read by the
+     * ops from device memory, as attention_decode's lens and sample's
+     * requests are. Replaying runs the same kernels in the same order as
+     * the ops would run directly: results are identical.
+     *
+     * graph_begin returns 0, or -1 with a message when this backend will not
+     * capture (a GPU plugin with EGRC_GPU_GRAPHS=0, for instance): the caller
+     * then runs its ops directly. graph_end returns the graph, or NULL with a
+     * message when the capture failed (nothing recorded has run).
+     * graph_launch enqueues one replay and returns 0, or EGRC_GRAPH_STALE,
+     * running nothing, when memory the backend owns and the graph uses (its
+     * scratch) was reallocated since the capture: free the graph, run the
+     * ops directly, capture again later. graph_free may be called while the
+     * graph is still replaying. */
+    int (*graph_begin)(egrc_backend *be, egrc_error *err);
+    egrc_graph *(*graph_end)(egrc_backend *be, egrc_error *err);
+    int (*graph_launch)(egrc_backend *be, egrc_graph *graph);
+    void (*graph_free)(egrc_backend *be, egrc_graph *graph);
 };
 
 /* Finds and opens a backend by name ("cpu", or a plugin name such as "cuda").

@@ -272,6 +272,10 @@ static int bench_generate(int argc, char **argv) {
     const double total = r.prefill_seconds + r.decode_seconds;
     printf("bench generate: %s (%zu parameters), backend %s (%s), batch %ld, prompt %ld, %ld new tokens\n", model_name,
            m->n_params, backend_name, info.name, B, P, new_tokens);
+    /* Before/after for graphs: run with EGRC_GPU_GRAPHS=0 and =1. A step is
+     * replayed from a graph from the second step at its row count on. */
+    printf("graphs: %d of %d decode steps replayed from a captured graph%s\n", r.graph_steps, r.decode_steps,
+           be->ops->graph_begin ? "" : " (the backend has no graphs)");
     /* A decode step reads every weight once: at small batches its speed is
      * bounded by memory bandwidth, and this is the rate it reached. */
     const double step_s = r.decode_steps ? r.decode_seconds / r.decode_steps : 0.0;

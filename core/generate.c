@@ -2,7 +2,34 @@
  * then single-token steps through backend ops) and the sampling loop on top
  * (the backend's sample op where it has one, the host sampler otherwise).
  * Shapes: n rows (active sequences), C model width, QKV packed q|k|v width,
- * F MLP width, V vocabulary; a layer's cache is (max_seqs, max_len, KV*D). */
+ * F MLP width, V vocabulary; a layer's cache is (max_seqs, max_len, KV*D),
+ * plus one spare slot in rollouts that pad their steps (below).
+ *
+ * Graphs. A rollout's decode step (embedding, every layer, the logits and
+ * the sample op: ~10 ops per layer) is launch-bound on a GPU at small
+ * batches, so on a backend with graph ops (backend.h) it is captured once
+ * and replayed with one launch per step (decoder_step_sample). Per step the
+ * host then uploads the rows' inputs (one block of tokens, positions, slots
+ * and lengths; one block of sample requests), launches, and downloads the
+ * rows' sample results; every kernel reads what changes from those device
+ * buffers, never from its arguments.
+ *
+ * The number of active rows shrinks as sequences finish, and a graph is
+ * fixed to one row count. Capturing every count (up to max_seqs of them,
+ * each living a few steps) would cost more than it saves, so such a rollout
+ * runs each step at a bucket of rows, the next power of two (at most
+ * max_seqs): at most log2(max_seqs) + 1 graphs. The padding rows feed
+ * token 0 at position 0 of the spare slot and sample greedily; they cost
+ * little, as a small decode step is bound by reading the weights, not by
+ * its rows, and their results are never read. Padding happens whether or
+ * not the backend then captures (EGRC_GPU_GRAPHS=0), so results are the
+ * same with and without graphs: the same kernels on the same shapes, in the
+ * same order. A bucket's first step runs directly: it sizes the backend's
+ * scratch and pays for first-use costs, so the capture records no
+ * allocation, and a bucket met only once costs no capture. The second
+ * step at that bucket captures and launches; later ones replay. A graph
+ * the backend reports stale (its scratch moved) is dropped, and its bucket
+ * starts over. Graphs live with the decoder, i.e. one egrc_generate call. */
 #include "generate.h"
 
 #include <stdlib.h>
@@ -16,6 +43,13 @@ struct egrc_decoder {
     /* 1: prefill/step leave the logits on the device for the backend's sample
      * op (decoder_sample); 0: they download logits, lse and entropy. */
     int device_sampling;
+    /* Rollout steps in buckets of rows, captured as graphs (top of the file).
+     * pad_rows: the backend has graph ops, and the cache a spare slot
+     * (number max_seqs) for padding rows; graphs_off: graph_begin declined. */
+    int pad_rows, graphs_off;
+    egrc_graph **graphs;   /* (max_seqs + 1), by row count: that step's graph or NULL */
+    unsigned char *warmed; /* (max_seqs + 1), by row count: a step has run directly */
+    int graph_steps;       /* steps replayed from a graph */
 
     void *memory; /* one device allocation, carved below */
     void **k_cache, **v_cache; /* per layer */
@@ -23,11 +57,14 @@ struct egrc_decoder {
     float *mean, *rstd, *loss, *lse, *entropy, *logits_f32; /* logits_f32: host-output decoders only */
     egrc_sample_request *d_requests;
     egrc_sample_result *d_results;
+    /* d_tokens, d_positions, d_slots, d_lens: (max_seqs) each, consecutive
+     * in that order, so one upload moves a step's inputs. */
     int32_t *d_tokens, *d_positions, *d_slots, *d_lens, *d_no_targets;
     int32_t *d_fill_slots, *d_fill_positions; /* (max_seqs * max_len) for the prefill's cache write */
 
     /* Host staging. The upload sources stay untouched until the download that ends each call. */
-    int32_t *tokens, *positions, *slots, *lens, *no_targets; /* (max_seqs) */
+    int32_t *tokens, *positions, *slots, *lens, *no_targets; /* (max_seqs); the first four one block, as d_tokens.. */
+    egrc_sample_request *requests;                           /* (max_seqs) */
     int32_t *padded, *fill_slots, *fill_positions;          /* (max_seqs * max_len) */
     unsigned char *seen;                                     /* (max_seqs) duplicate-slot check */
     float *out_logits, *out_lse, *out_entropy;               /* (max_seqs * V), (max_seqs) */
@@ -55,11 +92,15 @@ static void *carve(carver *cv, size_t bytes) {
     return cv->base ? cv->base + start : NULL;
 }
 
+/* Per-row step inputs in one block: tokens, positions, slots, lens. */
+#define STEP_INPUTS 4
+
 static void carve_decoder(egrc_decoder *d, carver *cv) {
     const egrc_model_config *c = &d->m->cfg;
     const size_t S = (size_t)d->max_seqs, a = egrc_dtype_size(d->m->be->act_dtype), f = sizeof(float);
     const size_t i32 = sizeof(int32_t), V = (size_t)c->vocab_size;
-    const size_t cache = S * (size_t)d->max_len * (size_t)c->n_kv_head * (size_t)c->head_dim * a;
+    const size_t slots = S + (size_t)d->pad_rows;
+    const size_t cache = slots * (size_t)d->max_len * (size_t)c->n_kv_head * (size_t)c->head_dim * a;
     for (int l = 0; l < c->n_layer; l++) {
         d->k_cache[l] = carve(cv, cache);
         d->v_cache[l] = carve(cv, cache);
@@ -80,10 +121,10 @@ static void carve_decoder(egrc_decoder *d, carver *cv) {
     d->loss = carve(cv, S * f);
     d->lse = carve(cv, S * f);
     d->entropy = carve(cv, S * f);
-    d->d_tokens = carve(cv, S * i32);
-    d->d_positions = carve(cv, S * i32);
-    d->d_slots = carve(cv, S * i32);
-    d->d_lens = carve(cv, S * i32);
+    d->d_tokens = carve(cv, STEP_INPUTS * S * i32);
+    d->d_positions = d->d_tokens ? d->d_tokens + S : NULL;
+    d->d_slots = d->d_tokens ? d->d_tokens + 2 * S : NULL;
+    d->d_lens = d->d_tokens ? d->d_tokens + 3 * S : NULL;
     d->d_no_targets = carve(cv, S * i32);
     d->d_fill_slots = carve(cv, S * (size_t)d->max_len * i32);
     d->d_fill_positions = carve(cv, S * (size_t)d->max_len * i32);
@@ -91,14 +132,18 @@ static void carve_decoder(egrc_decoder *d, carver *cv) {
 
 void egrc_decoder_free(egrc_decoder *d) {
     if (!d) return;
-    if (d->memory) d->m->be->ops->free(d->m->be, d->memory);
+    egrc_backend *be = d->m->be;
+    if (d->graphs)
+        for (int rows = 0; rows <= d->max_seqs; rows++)
+            if (d->graphs[rows]) be->ops->graph_free(be, d->graphs[rows]);
+    if (d->memory) be->ops->free(be, d->memory);
+    free(d->graphs);
+    free(d->warmed);
     free(d->k_cache);
     free(d->v_cache);
     free(d->length);
-    free(d->tokens);
-    free(d->positions);
-    free(d->slots);
-    free(d->lens);
+    free(d->tokens); /* positions, slots and lens too */
+    free(d->requests);
     free(d->no_targets);
     free(d->padded);
     free(d->fill_slots);
@@ -128,16 +173,23 @@ static egrc_decoder *decoder_create(egrc_model *m, int max_seqs, int max_len, in
     }
     d->m = m;
     d->device_sampling = device_sampling;
+    d->pad_rows = device_sampling && m->be->ops->graph_begin != NULL;
     d->max_seqs = max_seqs;
     d->max_len = max_len;
     const size_t S = (size_t)max_seqs, SL = S * (size_t)max_len, V = (size_t)c->vocab_size;
     d->k_cache = calloc((size_t)c->n_layer, sizeof *d->k_cache);
     d->v_cache = calloc((size_t)c->n_layer, sizeof *d->v_cache);
     d->length = calloc(S, sizeof *d->length);
-    d->tokens = malloc(S * sizeof(int32_t));
-    d->positions = malloc(S * sizeof(int32_t));
-    d->slots = malloc(S * sizeof(int32_t));
-    d->lens = malloc(S * sizeof(int32_t));
+    /* zeroed: a step uploads the whole block, rows past its own included */
+    d->tokens = calloc(STEP_INPUTS * S, sizeof(int32_t));
+    if (d->tokens) {
+        d->positions = d->tokens + S;
+        d->slots = d->tokens + 2 * S;
+        d->lens = d->tokens + 3 * S;
+    }
+    d->requests = malloc(S * sizeof *d->requests);
+    d->graphs = calloc(S + 1, sizeof *d->graphs);
+    d->warmed = calloc(S + 1, 1);
     d->no_targets = malloc(S * sizeof(int32_t));
     d->padded = malloc(SL * sizeof(int32_t));
     d->fill_slots = malloc(SL * sizeof(int32_t));
@@ -146,7 +198,7 @@ static egrc_decoder *decoder_create(egrc_model *m, int max_seqs, int max_len, in
     d->out_logits = malloc((device_sampling ? 1 : S * V) * sizeof(float));
     d->out_lse = malloc(S * sizeof(float));
     d->out_entropy = malloc(S * sizeof(float));
-    if (!d->k_cache || !d->v_cache || !d->length || !d->tokens || !d->positions || !d->slots || !d->lens ||
+    if (!d->k_cache || !d->v_cache || !d->length || !d->tokens || !d->requests || !d->graphs || !d->warmed ||
         !d->no_targets || !d->padded || !d->fill_slots || !d->fill_positions || !d->seen || !d->out_logits ||
         !d->out_lse || !d->out_entropy) {
         egrc_fail(err, "out of host memory for a decoder of %d x %d", max_seqs, max_len);
@@ -271,8 +323,8 @@ static void decode_forward(egrc_decoder *d, int n) {
     ops->matmul_forward(be, d->logits, d->h, W(m, m->lm_head), NULL, n, C, c->vocab_size);
 }
 
-int egrc_decoder_step(egrc_decoder *d, const int32_t *tokens, const int *slots, int n, egrc_error *err) {
-    egrc_backend *be = d->m->be;
+/* Checks a step's rows and stages their tokens, positions, slots and lens. */
+static int stage_step(egrc_decoder *d, const int32_t *tokens, const int *slots, int n, egrc_error *err) {
     if (n < 1 || n > d->max_seqs) return egrc_fail(err, "decode step: %d rows for %d slots", n, d->max_seqs);
     memset(d->seen, 0, (size_t)d->max_seqs);
     for (int i = 0; i < n; i++) {
@@ -290,24 +342,113 @@ int egrc_decoder_step(egrc_decoder *d, const int32_t *tokens, const int *slots, 
         d->positions[i] = d->length[s];
         d->lens[i] = d->length[s] + 1;
     }
-    const size_t bytes = (size_t)n * sizeof(int32_t);
-    be->ops->upload(be, d->d_tokens, d->tokens, bytes);
-    be->ops->upload(be, d->d_positions, d->positions, bytes);
-    be->ops->upload(be, d->d_slots, d->slots, bytes);
-    be->ops->upload(be, d->d_lens, d->lens, bytes);
+    return 0;
+}
+
+static void upload_step_inputs(egrc_decoder *d) {
+    egrc_backend *be = d->m->be;
+    be->ops->upload(be, d->d_tokens, d->tokens, STEP_INPUTS * (size_t)d->max_seqs * sizeof(int32_t));
+}
+
+int egrc_decoder_step(egrc_decoder *d, const int32_t *tokens, const int *slots, int n, egrc_error *err) {
+    if (stage_step(d, tokens, slots, n, err)) return -1;
+    upload_step_inputs(d);
     decode_forward(d, n);
     finish_outputs(d, n);
     for (int i = 0; i < n; i++) d->length[slots[i]]++;
     return 0;
 }
 
-/* The backend's sample op on the n rows of the last prefill/step: requests
- * up, results (n small records) down, in one round trip. */
+/* The backend's sample op on the n rows of the prefill: requests up,
+ * results (n small records) down, in one round trip. */
 static void decoder_sample(egrc_decoder *d, const egrc_sample_request *req, egrc_sample_result *res, int n) {
     egrc_backend *be = d->m->be;
     be->ops->upload(be, d->d_requests, req, (size_t)n * sizeof *req);
     be->ops->sample(be, d->d_results, d->logits, d->d_requests, n, d->m->cfg.vocab_size);
     be->ops->download(be, res, d->d_results, (size_t)n * sizeof *res);
+}
+
+/* Rows a rollout step of n active rows runs (top of the file). */
+static int step_rows(const egrc_decoder *d, int n) {
+    if (!d->pad_rows) return n;
+    int rows = 1;
+    while (rows < n) rows *= 2;
+    return rows < d->max_seqs ? rows : d->max_seqs;
+}
+
+/* Everything a rollout step runs on the device, from the staged inputs to the sample results. */
+static void step_ops(egrc_decoder *d, int rows) {
+    egrc_backend *be = d->m->be;
+    decode_forward(d, rows);
+    be->ops->sample(be, d->d_results, d->logits, d->d_requests, rows, d->m->cfg.vocab_size);
+}
+
+/* step_ops, replayed from the graph for `rows` rows where there is one,
+ * else run directly or captured (the policy at the top of the file). */
+static int run_step(egrc_decoder *d, int rows, egrc_error *err) {
+    egrc_backend *be = d->m->be;
+    const egrc_backend_ops *ops = be->ops;
+    egrc_graph **graph = &d->graphs[rows];
+    if (!d->pad_rows || d->graphs_off) {
+        step_ops(d, rows);
+        return 0;
+    }
+    if (*graph) {
+        if (ops->graph_launch(be, *graph) == 0) {
+            d->graph_steps++;
+            return 0;
+        }
+        ops->graph_free(be, *graph); /* EGRC_GRAPH_STALE */
+        *graph = NULL;
+        d->warmed[rows] = 0;
+    }
+    if (!d->warmed[rows]) {
+        d->warmed[rows] = 1;
+        step_ops(d, rows);
+        return 0;
+    }
+    egrc_error declined;
+    if (ops->graph_begin(be, &declined)) {
+        d->graphs_off = 1;
+        step_ops(d, rows);
+        return 0;
+    }
+    step_ops(d, rows);
+    *graph = ops->graph_end(be, err);
+    if (!*graph)
+        return egrc_error_prefix(err, "capturing the %d-row decode step (EGRC_GPU_GRAPHS=0 runs without graphs)",
+                                 rows);
+    if (ops->graph_launch(be, *graph) != 0)
+        return egrc_fail(err, "the %d-row decode step's graph is stale as soon as captured: a backend bug", rows);
+    d->graph_steps++;
+    return 0;
+}
+
+/* A rollout's decode step with the backend's sample op: appends tokens[i]
+ * to slot slots[i], as egrc_decoder_step does, and samples each row's next
+ * token under req[i] into res[i]. Padding rows (step_rows) read token 0 at
+ * position 0 of the spare slot and sample greedily. One upload of the row
+ * inputs, one of the requests, the step, one download of the results. */
+static int decoder_step_sample(egrc_decoder *d, const int32_t *tokens, const int *slots, int n,
+                               const egrc_sample_request *req, egrc_sample_result *res, egrc_error *err) {
+    egrc_backend *be = d->m->be;
+    if (stage_step(d, tokens, slots, n, err)) return -1;
+    const int rows = step_rows(d, n);
+    const egrc_sample_request greedy = {0.0f, 1.0f, 0, 0.0f};
+    memcpy(d->requests, req, (size_t)n * sizeof *req);
+    for (int i = n; i < rows; i++) {
+        d->tokens[i] = 0;
+        d->slots[i] = d->max_seqs; /* the spare slot */
+        d->positions[i] = 0;
+        d->lens[i] = 1;
+        d->requests[i] = greedy;
+    }
+    upload_step_inputs(d);
+    be->ops->upload(be, d->d_requests, d->requests, (size_t)rows * sizeof *d->requests);
+    if (run_step(d, rows, err)) return -1;
+    be->ops->download(be, res, d->d_results, (size_t)n * sizeof *res);
+    for (int i = 0; i < n; i++) d->length[slots[i]]++;
+    return 0;
 }
 
 /* ---- rollouts ---- */
@@ -421,27 +562,25 @@ static void record_token(const egrc_sampling_config *cfg, gen_state *g, int r, c
     }
 }
 
-/* Samples the next token of each of the n_active rows and records it. With
- * the backend's sample op, the logits stay on the device: each row's uniform
- * is drawn here from its own generator exactly when egrc_sample_token would
- * draw it (not when greedy), so seeds and resumes behave the same on every
- * backend. Without it, the decoder's host outputs are sampled here; rows are
- * independent, so they run in parallel. */
-static void sample_rows(egrc_decoder *d, const egrc_sampling_config *cfg, gen_state *g, int n_active,
-                        egrc_rollout *out) {
-    if (d->device_sampling) {
-        const int greedy = cfg->temperature <= EGRC_GREEDY_TEMPERATURE;
-        for (int r = 0; r < n_active; r++) {
-            egrc_sample_request *q = &g->requests[r];
-            q->temperature = cfg->temperature;
-            q->top_p = cfg->top_p;
-            q->top_k = cfg->top_k;
-            q->u = greedy ? 0.0f : egrc_rng_uniform(&g->rngs[g->active[r]]);
-        }
-        decoder_sample(d, g->requests, g->results, n_active);
-        for (int r = 0; r < n_active; r++) record_token(cfg, g, r, &g->results[r], out);
-        return;
+/* The sample op's requests for the n_active rows. Each row's uniform is
+ * drawn here from its own generator exactly when egrc_sample_token would
+ * draw it (not when greedy), one per sampled token, so seeds and resumes
+ * behave the same on every backend. */
+static void draw_requests(const egrc_sampling_config *cfg, gen_state *g, int n_active) {
+    const int greedy = cfg->temperature <= EGRC_GREEDY_TEMPERATURE;
+    for (int r = 0; r < n_active; r++) {
+        egrc_sample_request *q = &g->requests[r];
+        q->temperature = cfg->temperature;
+        q->top_p = cfg->top_p;
+        q->top_k = cfg->top_k;
+        q->u = greedy ? 0.0f : egrc_rng_uniform(&g->rngs[g->active[r]]);
     }
+}
+
+/* Without a sample op: samples the decoder's host outputs for the n_active
+ * rows and records the tokens. Rows are independent, so they run in parallel. */
+static void host_sample_rows(egrc_decoder *d, const egrc_sampling_config *cfg, gen_state *g, int n_active,
+                             egrc_rollout *out) {
     const int V = d->m->cfg.vocab_size;
     const float *logits = egrc_decoder_logits(d), *lse = egrc_decoder_lse(d), *ent = egrc_decoder_entropy(d);
 #pragma omp parallel for schedule(dynamic)
@@ -504,8 +643,16 @@ int egrc_generate(egrc_model *m, const int32_t *prompts, const int *prompt_lens,
     double start = now_seconds();
     if (egrc_decoder_prefill(d, prompts, prompt_lens, n_prompts, prompt_stride, err)) goto done;
     double prefilled = now_seconds();
+    /* The first tokens from the prefill's logits; then each step feeds the
+     * last tokens and, with the sample op, samples the next in the same trip. */
+    if (device_sampling) {
+        draw_requests(cfg, &g, n_prompts);
+        decoder_sample(d, g.requests, g.results, n_prompts);
+        for (int r = 0; r < n_prompts; r++) record_token(cfg, &g, r, &g.results[r], out);
+    } else {
+        host_sample_rows(d, cfg, &g, n_prompts, out);
+    }
     for (int n_active = n_prompts;;) {
-        sample_rows(d, cfg, &g, n_active, out);
         int kept = 0;
         for (int r = 0; r < n_active; r++) {
             if (g.done[g.active[r]]) continue;
@@ -515,11 +662,19 @@ int egrc_generate(egrc_model *m, const int32_t *prompts, const int *prompt_lens,
         }
         n_active = kept;
         if (n_active == 0) break;
-        if (egrc_decoder_step(d, g.next, g.active, n_active, err)) goto done;
+        if (device_sampling) {
+            draw_requests(cfg, &g, n_active);
+            if (decoder_step_sample(d, g.next, g.active, n_active, g.requests, g.results, err)) goto done;
+            for (int r = 0; r < n_active; r++) record_token(cfg, &g, r, &g.results[r], out);
+        } else {
+            if (egrc_decoder_step(d, g.next, g.active, n_active, err)) goto done;
+            host_sample_rows(d, cfg, &g, n_active, out);
+        }
         out->decode_steps++;
     }
     out->prefill_seconds = prefilled - start;
     out->decode_seconds = now_seconds() - prefilled;
+    out->graph_steps = d->graph_steps;
     rc = 0;
 done:
     gen_state_free(&g, n_prompts);

@@ -70,6 +70,7 @@ typedef struct egrc_rollout {
     double prefill_seconds; /* the batched prompt forward and cache fill */
     double decode_seconds;  /* everything after: decode steps and sampling */
     int decode_steps;
+    int graph_steps; /* decode steps replayed from a captured graph (generate.c; 0 without graph ops) */
 } egrc_rollout;
 
 /* Allocates a zeroed rollout (tests build their own batches with it). */

@@ -3,7 +3,8 @@
  * equivalences (temperature -> 0, top-k 1, tiny top-p), determinism and
  * independence from batch composition, stop tokens and budgets, and the
  * sampler's truncation on hand-made distributions; rollouts through the CPU
- * backend's sample op equal, bit for bit, host-side sampling. */
+ * backend's sample op equal, bit for bit, host-side sampling, and so do
+ * rollouts whose decode steps are padded and replayed from recorded graphs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,328 @@ static void test_sample_op_matches_host_sampling(const char *name) {
     egrc_model_free(m);
 }
 
+/* ---- graphs: the CPU backend with recording graph ops ----
+ * The core's side of graphs (core/generate.c: padded row buckets, a direct
+ * first step per bucket, capture, replay, stale graphs) checked on the CPU:
+ * graph_begin makes the decode ops record their arguments instead of
+ * running, graph_launch runs the recording. Anything else called while
+ * recording (upload, download, alloc, ...) is counted as a violation. */
+typedef enum recorded_op {
+    REC_EMBEDDING, REC_LAYERNORM, REC_RMSNORM, REC_MATMUL, REC_ROPE, REC_KV_WRITE,
+    REC_ATTENTION, REC_ADD, REC_SWIGLU, REC_GELU, REC_SAMPLE, REC_ZERO
+} recorded_op;
+
+typedef struct recorded {
+    recorded_op op;
+    void *p[7];
+    int i[8];
+    float f;
+    size_t n;
+} recorded;
+
+struct egrc_graph {
+    recorded *ops;
+    int n;
+    unsigned generation;
+};
+
+static struct {
+    const egrc_backend_ops *cpu;
+    int decline;         /* graph_begin declines, as with EGRC_GPU_GRAPHS=0 */
+    int stale_every;     /* > 0: every so many launches the "scratch" moves */
+    unsigned generation; /* what graphs point at, as the GPU backends' memory_generation */
+    recorded *rec;       /* the open capture */
+    int n_rec, capturing, violations, captures, launches, live;
+} fake;
+
+static recorded *record(recorded_op op) {
+    recorded *grown = realloc(fake.rec, (size_t)(fake.n_rec + 1) * sizeof *grown);
+    if (!grown) abort();
+    fake.rec = grown;
+    recorded *r = &fake.rec[fake.n_rec++];
+    memset(r, 0, sizeof *r);
+    r->op = op;
+    return r;
+}
+
+static void rec_embedding(egrc_backend *b, void *out, const int32_t *tokens, const int32_t *positions,
+                          const void *wte, const void *wpe, int N, int C) {
+    if (!fake.capturing) {
+        fake.cpu->embedding_forward(b, out, tokens, positions, wte, wpe, N, C);
+        return;
+    }
+    recorded *r = record(REC_EMBEDDING);
+    r->p[0] = out, r->p[1] = (void *)tokens, r->p[2] = (void *)positions, r->p[3] = (void *)wte, r->p[4] = (void *)wpe;
+    r->i[0] = N, r->i[1] = C;
+}
+
+static void rec_layernorm(egrc_backend *b, void *out, float *mean, float *rstd, const void *inp, const void *w,
+                          const void *bias, int N, int C, float eps) {
+    if (!fake.capturing) {
+        fake.cpu->layernorm_forward(b, out, mean, rstd, inp, w, bias, N, C, eps);
+        return;
+    }
+    recorded *r = record(REC_LAYERNORM);
+    r->p[0] = out, r->p[1] = mean, r->p[2] = rstd, r->p[3] = (void *)inp, r->p[4] = (void *)w, r->p[5] = (void *)bias;
+    r->i[0] = N, r->i[1] = C, r->f = eps;
+}
+
+static void rec_rmsnorm(egrc_backend *b, void *out, float *rstd, const void *inp, const void *w, int N, int C,
+                        float eps) {
+    if (!fake.capturing) {
+        fake.cpu->rmsnorm_forward(b, out, rstd, inp, w, N, C, eps);
+        return;
+    }
+    recorded *r = record(REC_RMSNORM);
+    r->p[0] = out, r->p[1] = rstd, r->p[2] = (void *)inp, r->p[3] = (void *)w;
+    r->i[0] = N, r->i[1] = C, r->f = eps;
+}
+
+static void rec_matmul(egrc_backend *b, void *out, const void *inp, const void *w, const void *bias, int N, int C,
+                       int OC) {
+    if (!fake.capturing) {
+        fake.cpu->matmul_forward(b, out, inp, w, bias, N, C, OC);
+        return;
+    }
+    recorded *r = record(REC_MATMUL);
+    r->p[0] = out, r->p[1] = (void *)inp, r->p[2] = (void *)w, r->p[3] = (void *)bias;
+    r->i[0] = N, r->i[1] = C, r->i[2] = OC;
+}
+
+static void rec_rope(egrc_backend *b, void *qkv, const int32_t *positions, int N, int H, int KV, int D, float theta) {
+    if (!fake.capturing) {
+        fake.cpu->rope_forward(b, qkv, positions, N, H, KV, D, theta);
+        return;
+    }
+    recorded *r = record(REC_ROPE);
+    r->p[0] = qkv, r->p[1] = (void *)positions;
+    r->i[0] = N, r->i[1] = H, r->i[2] = KV, r->i[3] = D, r->f = theta;
+}
+
+static void rec_kv_write(egrc_backend *b, void *k, void *v, const void *qkv, const int32_t *slots,
+                         const int32_t *positions, int N, int H, int KV, int D, int cap) {
+    if (!fake.capturing) {
+        fake.cpu->kv_cache_write(b, k, v, qkv, slots, positions, N, H, KV, D, cap);
+        return;
+    }
+    recorded *r = record(REC_KV_WRITE);
+    r->p[0] = k, r->p[1] = v, r->p[2] = (void *)qkv, r->p[3] = (void *)slots, r->p[4] = (void *)positions;
+    r->i[0] = N, r->i[1] = H, r->i[2] = KV, r->i[3] = D, r->i[4] = cap;
+}
+
+static void rec_attention(egrc_backend *b, void *out, const void *qkv, const void *k, const void *v,
+                          const int32_t *slots, const int32_t *lens, int N, int H, int KV, int D, int cap) {
+    if (!fake.capturing) {
+        fake.cpu->attention_decode(b, out, qkv, k, v, slots, lens, N, H, KV, D, cap);
+        return;
+    }
+    recorded *r = record(REC_ATTENTION);
+    r->p[0] = out, r->p[1] = (void *)qkv, r->p[2] = (void *)k, r->p[3] = (void *)v, r->p[4] = (void *)slots;
+    r->p[5] = (void *)lens;
+    r->i[0] = N, r->i[1] = H, r->i[2] = KV, r->i[3] = D, r->i[4] = cap;
+}
+
+static void rec_add(egrc_backend *b, void *dst, const void *src, size_t n) {
+    if (!fake.capturing) {
+        fake.cpu->add(b, dst, src, n);
+        return;
+    }
+    recorded *r = record(REC_ADD);
+    r->p[0] = dst, r->p[1] = (void *)src, r->n = n;
+}
+
+static void rec_swiglu(egrc_backend *b, void *out, const void *gate_up, int N, int hidden) {
+    if (!fake.capturing) {
+        fake.cpu->swiglu_forward(b, out, gate_up, N, hidden);
+        return;
+    }
+    recorded *r = record(REC_SWIGLU);
+    r->p[0] = out, r->p[1] = (void *)gate_up, r->i[0] = N, r->i[1] = hidden;
+}
+
+static void rec_gelu(egrc_backend *b, void *out, const void *inp, size_t n) {
+    if (!fake.capturing) {
+        fake.cpu->gelu_forward(b, out, inp, n);
+        return;
+    }
+    recorded *r = record(REC_GELU);
+    r->p[0] = out, r->p[1] = (void *)inp, r->n = n;
+}
+
+static void rec_sample(egrc_backend *b, egrc_sample_result *out, const void *logits, const egrc_sample_request *req,
+                       int N, int V) {
+    if (!fake.capturing) {
+        fake.cpu->sample(b, out, logits, req, N, V);
+        return;
+    }
+    recorded *r = record(REC_SAMPLE);
+    r->p[0] = out, r->p[1] = (void *)logits, r->p[2] = (void *)req, r->i[0] = N, r->i[1] = V;
+}
+
+static void rec_zero(egrc_backend *b, void *ptr, size_t bytes) {
+    if (!fake.capturing) {
+        fake.cpu->zero(b, ptr, bytes);
+        return;
+    }
+    recorded *r = record(REC_ZERO);
+    r->p[0] = ptr, r->n = bytes;
+}
+
+static void replay(egrc_backend *b, const recorded *r) {
+    const egrc_backend_ops *c = fake.cpu;
+    void *const *p = r->p;
+    const int *i = r->i;
+    switch (r->op) {
+    case REC_EMBEDDING: c->embedding_forward(b, p[0], p[1], p[2], p[3], p[4], i[0], i[1]); break;
+    case REC_LAYERNORM: c->layernorm_forward(b, p[0], p[1], p[2], p[3], p[4], p[5], i[0], i[1], r->f); break;
+    case REC_RMSNORM: c->rmsnorm_forward(b, p[0], p[1], p[2], p[3], i[0], i[1], r->f); break;
+    case REC_MATMUL: c->matmul_forward(b, p[0], p[1], p[2], p[3], i[0], i[1], i[2]); break;
+    case REC_ROPE: c->rope_forward(b, p[0], p[1], i[0], i[1], i[2], i[3], r->f); break;
+    case REC_KV_WRITE: c->kv_cache_write(b, p[0], p[1], p[2], p[3], p[4], i[0], i[1], i[2], i[3], i[4]); break;
+    case REC_ATTENTION: c->attention_decode(b, p[0], p[1], p[2], p[3], p[4], p[5], i[0], i[1], i[2], i[3], i[4]); break;
+    case REC_ADD: c->add(b, p[0], p[1], r->n); break;
+    case REC_SWIGLU: c->swiglu_forward(b, p[0], p[1], i[0], i[1]); break;
+    case REC_GELU: c->gelu_forward(b, p[0], p[1], r->n); break;
+    case REC_SAMPLE: c->sample(b, p[0], p[1], p[2], i[0], i[1]); break;
+    case REC_ZERO: c->zero(b, p[0], r->n); break;
+    }
+}
+
+/* What may not happen during a capture. */
+static void *rec_alloc(egrc_backend *b, size_t bytes, egrc_error *err) {
+    fake.violations += fake.capturing;
+    return fake.cpu->alloc(b, bytes, err);
+}
+static void rec_free(egrc_backend *b, void *ptr) {
+    fake.violations += fake.capturing;
+    fake.cpu->free(b, ptr);
+}
+static void rec_upload(egrc_backend *b, void *dst, const void *src, size_t bytes) {
+    fake.violations += fake.capturing;
+    fake.cpu->upload(b, dst, src, bytes);
+}
+static void rec_download(egrc_backend *b, void *dst, const void *src, size_t bytes) {
+    fake.violations += fake.capturing;
+    fake.cpu->download(b, dst, src, bytes);
+}
+static void rec_synchronize(egrc_backend *b) {
+    fake.violations += fake.capturing;
+    fake.cpu->synchronize(b);
+}
+
+static int rec_graph_begin(egrc_backend *b, egrc_error *err) {
+    if (fake.decline) return egrc_fail(err, "graphs are off");
+    fake.violations += fake.capturing; /* nested */
+    fake.capturing = 1;
+    fake.n_rec = 0;
+    return 0;
+}
+
+static egrc_graph *rec_graph_end(egrc_backend *b, egrc_error *err) {
+    fake.violations += !fake.capturing;
+    fake.capturing = 0;
+    egrc_graph *g = malloc(sizeof *g);
+    if (!g) abort();
+    g->ops = fake.rec, g->n = fake.n_rec, g->generation = fake.generation;
+    fake.rec = NULL;
+    fake.n_rec = 0;
+    fake.captures++;
+    fake.live++;
+    return g;
+}
+
+static int rec_graph_launch(egrc_backend *b, egrc_graph *g) {
+    fake.violations += fake.capturing;
+    if (g->generation != fake.generation) return EGRC_GRAPH_STALE;
+    fake.launches++;
+    for (int k = 0; k < g->n; k++) replay(b, &g->ops[k]);
+    /* as if the scratch had grown after this replay */
+    if (fake.stale_every > 0 && fake.launches % fake.stale_every == 0) fake.generation++;
+    return 0;
+}
+
+static void rec_graph_free(egrc_backend *b, egrc_graph *g) {
+    fake.live--;
+    free(g->ops);
+    free(g);
+}
+
+/* Rows that shrink through the buckets (stop tokens of the plain run, so
+ * sequences end at different steps) under greedy and truncated sampling:
+ * bit for bit the plain CPU backend's rollouts, with graphs declined
+ * (padding only), recorded and replayed, and replayed with graphs going
+ * stale now and then; nothing but ops is called while capturing. */
+static void test_graph_steps_match_direct(const char *name) {
+    egrc_model *plain = test_load_fixture(be, name);
+    if (!plain) return;
+    egrc_backend_ops ops = *be->ops;
+    fake.cpu = be->ops;
+    ops.embedding_forward = rec_embedding, ops.layernorm_forward = rec_layernorm, ops.rmsnorm_forward = rec_rmsnorm;
+    ops.matmul_forward = rec_matmul, ops.rope_forward = rec_rope, ops.kv_cache_write = rec_kv_write;
+    ops.attention_decode = rec_attention, ops.add = rec_add, ops.swiglu_forward = rec_swiglu;
+    ops.gelu_forward = rec_gelu, ops.sample = rec_sample, ops.zero = rec_zero;
+    ops.alloc = rec_alloc, ops.free = rec_free, ops.upload = rec_upload, ops.download = rec_download;
+    ops.synchronize = rec_synchronize;
+    ops.graph_begin = rec_graph_begin, ops.graph_end = rec_graph_end;
+    ops.graph_launch = rec_graph_launch, ops.graph_free = rec_graph_free;
+    egrc_backend graph_be = *be;
+    graph_be.ops = &ops;
+    egrc_model *m = test_load_fixture(&graph_be, name);
+    CHECK(m != NULL);
+    enum { N = 5, B = 12 };
+    int32_t prompts[N * PSTRIDE];
+    int lens[N];
+    random_tokens(prompts, N * PSTRIDE, plain->cfg.vocab_size, 31);
+    for (int i = 0; i < N; i++) lens[i] = plens[i % NP];
+    for (int variant = 0; m && variant < 2; variant++) {
+        egrc_sampling_config cfg = egrc_sampling_defaults();
+        cfg.max_new_tokens = B;
+        cfg.seed = 500 + variant;
+        if (variant == 0) cfg.temperature = 0.0f;
+        else cfg.temperature = 0.8f, cfg.top_p = 0.9f, cfg.top_k = 20;
+        egrc_rollout want;
+        if (generate(plain, prompts, lens, N, &cfg, &want)) continue;
+        cfg.n_stop = 3;
+        cfg.stop_tokens[0] = completion(&want, 0)[2];
+        cfg.stop_tokens[1] = completion(&want, 2)[5];
+        cfg.stop_tokens[2] = completion(&want, 4)[8];
+        egrc_rollout_free(&want);
+        if (generate(plain, prompts, lens, N, &cfg, &want)) continue;
+        int shrinks = 0;
+        for (int i = 0; i < N; i++) shrinks += want.length[i] < B;
+        CHECK_MSG(shrinks >= 2, "%s: only %d sequences stop early: the buckets are not exercised", name, shrinks);
+        const char *modes[] = {"declined", "replayed", "replayed, going stale"};
+        for (int mode = 0; mode < 3; mode++) {
+            fake.decline = mode == 0;
+            fake.stale_every = mode == 2 ? 3 : 0;
+            fake.captures = fake.launches = fake.violations = 0;
+            egrc_rollout got;
+            if (generate(m, prompts, lens, N, &cfg, &got)) continue;
+            const size_t per = (size_t)N * B;
+            const int same = memcmp(want.tokens, got.tokens, (size_t)N * want.stride * sizeof(int32_t)) == 0 &&
+                             memcmp(want.length, got.length, N * sizeof(int)) == 0 &&
+                             same_floats(want.logprob, got.logprob, per) &&
+                             same_floats(want.entropy, got.entropy, per) &&
+                             same_floats(want.sample_logprob, got.sample_logprob, per) &&
+                             same_floats(want.sample_entropy, got.sample_entropy, per);
+            CHECK_MSG(same, "%s variant %d, graphs %s: differs from the plain backend", name, variant, modes[mode]);
+            CHECK_MSG(fake.violations == 0, "%s, graphs %s: %d calls that cannot be captured", name, modes[mode],
+                      fake.violations);
+            CHECK(fake.live == 0 && !fake.capturing);
+            CHECK(got.graph_steps == fake.launches);
+            if (mode == 0) CHECK(fake.captures == 0 && got.graph_steps == 0);
+            else CHECK_MSG(fake.captures >= 1 && got.graph_steps > got.decode_steps / 2,
+                           "%s, graphs %s: %d captures, %d of %d steps replayed", name, modes[mode], fake.captures,
+                           got.graph_steps, got.decode_steps);
+            if (mode == 2) CHECK(fake.captures >= 2);
+            egrc_rollout_free(&got);
+        }
+        egrc_rollout_free(&want);
+    }
+    egrc_model_free(m);
+    egrc_model_free(plain);
+}
+
 /* A stop token ends its sequence (and is kept); others run to the budget. */
 static void test_stop_tokens_and_budget(void) {
     egrc_model *m = test_load_fixture(be, "tiny-llama");
@@ -554,6 +877,7 @@ int main(void) {
         test_greedy_equivalences(models[i]);
         test_rollout_logprobs_match_training(models[i]);
         test_sample_op_matches_host_sampling(models[i]);
+        test_graph_steps_match_direct(models[i]);
     }
     test_determinism_and_batch_independence();
     test_stop_tokens_and_budget();

@@ -4,7 +4,7 @@
  * the runtime names to HIP's through kernels/cuda/egrc_gpu.h (EGRC_GPU_HIP).
  *
  * Shared by both plugins:
- *   gpu_device.c:  devices, the stream, memory, scratch, fatal errors.
+ *   gpu_device.c:  devices, the stream, memory, scratch, graphs, fatal errors.
  *   gpu_matmul.c:  linear layers, on the vendor BLAS or the tiled GEMM kernel.
  *   gpu_ops.c:     every other op (kernels in kernels/cuda) and the ops table.
  * Per vendor:
@@ -24,6 +24,18 @@
  * (act_dtype F32, the compute copy IS the master, as on the CPU) is there
  * for parity runs: test_backend_parity holds it to the CPU backend at 1e-5.
  * EGRC_CUDA_TF32=1 (cuda_blas.c) applies to fp32 mode only.
+ *
+ * Graphs (the contract's graph_* ops, gpu_device.c): stream capture into a
+ * CUDA graph / hipGraph. EGRC_GPU_GRAPHS, read at open: 1 captures, 0 makes
+ * graph_begin decline (every op then runs directly); unset or empty is 1 in
+ * the CUDA plugin and 0 in the HIP plugin, whose hipGraph support in ROCm
+ * 5.2 (Debian 12) is marked beta and has not run here. Graphs point at the
+ * scratch buffer and the RoPE table by address, so reallocating the one or
+ * rewriting the other bumps `memory_generation`, and graph_launch refuses
+ * (EGRC_GRAPH_STALE) a graph captured under an older generation. While a
+ * capture is open, the ops that cannot be recorded (alloc, free, upload,
+ * download, synchronize, scratch growth, a new RoPE table) stop the process
+ * with a message rather than corrupt the capture.
  *
  * Errors: the contract gives ops no error path, so a failure inside an op (a
  * kernel fault, an allocation for scratch that cannot be met) prints one line
@@ -73,6 +85,11 @@ struct gpu_state {
     float rope_host[512];
     float rope_theta;
     int rope_dim;
+    /* Graph capture: EGRC_GPU_GRAPHS; a capture is open on the stream; the
+     * generation of what graphs point at (see the top of this file). */
+    int graphs_enabled;
+    int capturing;
+    unsigned memory_generation;
 };
 
 static inline gpu_state *gpu_state_of(egrc_backend *be) { return (gpu_state *)be->impl; }
@@ -85,8 +102,10 @@ void gpu_fatal(const char *fmt, ...) EGRC_PRINTF(1, 2) __attribute__((noreturn))
 /* gpu_fatal with the op's name unless err is cudaSuccess. */
 void gpu_check(cudaError_t err, const char *op);
 /* At least `bytes` of device scratch, valid until the next call (stream order
- * makes reuse by the next op safe). */
+ * makes reuse by the next op safe). Growing it during a capture is fatal. */
 void *gpu_scratch(gpu_state *st, size_t bytes);
+/* gpu_fatal when a capture is open: `what` cannot be recorded into a graph. */
+void gpu_refuse_while_capturing(const gpu_state *st, const char *what);
 
 /* Devices (per vendor: cuda_driver.c, hip_driver.c). */
 int gpu_device_count(egrc_error *err);
@@ -101,6 +120,10 @@ void gpu_upload(egrc_backend *be, void *dst, const void *src_host, size_t bytes)
 void gpu_download(egrc_backend *be, void *dst_host, const void *src, size_t bytes);
 void gpu_zero(egrc_backend *be, void *ptr, size_t bytes);
 void gpu_synchronize(egrc_backend *be);
+int gpu_graph_begin(egrc_backend *be, egrc_error *err);
+egrc_graph *gpu_graph_end(egrc_backend *be, egrc_error *err);
+int gpu_graph_launch(egrc_backend *be, egrc_graph *graph);
+void gpu_graph_free(egrc_backend *be, egrc_graph *graph);
 
 /* Linear layers (gpu_matmul.c). gpu_gemm_open picks the engine: the vendor
  * BLAS where the plugin has one, the tiled kernel otherwise or when the

@@ -10,8 +10,14 @@
  * The device is made current in open(); a process that opens several devices
  * from one thread would have to make each current before its ops.
  *
- * open() also fixes the activation type from EGRC_GPU_DTYPE (gpu_backend.h):
- * it is read once per open, so a process may open one backend in each mode. */
+ * open() also fixes the activation type from EGRC_GPU_DTYPE and whether graphs
+ * are captured from EGRC_GPU_GRAPHS (gpu_backend.h): both are read once per
+ * open, so a process may open one backend in each mode.
+ *
+ * Graphs: graph_begin/graph_end capture the stream (thread-local capture
+ * mode: this thread's unsafe calls fail the capture, other threads' are
+ * their own business) and instantiate the result; graph_launch replays it
+ * on the stream. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +83,11 @@ static cudaError_t device_free(gpu_state *st, void *ptr) {
 static void release(egrc_backend *be) {
     gpu_state *st = gpu_state_of(be);
     if (st) {
+        if (st->capturing) { /* abandoned mid-capture: close it, or the frees below would be recorded */
+            cudaGraph_t abandoned = NULL;
+            if (cudaStreamEndCapture(st->stream, &abandoned) == cudaSuccess && abandoned) cudaGraphDestroy(abandoned);
+            st->capturing = 0;
+        }
         device_free(st, st->scratch);
         device_free(st, st->rope_freq);
         if (st->stream) cudaStreamSynchronize(st->stream);
@@ -103,9 +114,32 @@ static int activation_type(egrc_gpu_dtype *act, egrc_error *err) {
                     "fp32 (fp32 throughout, for parity runs)", choice);
 }
 
+/* Whether graphs are on when EGRC_GPU_GRAPHS is unset (gpu_backend.h says why HIP differs). */
+#ifdef EGRC_GPU_HIP
+#define GRAPHS_BY_DEFAULT 0
+#else
+#define GRAPHS_BY_DEFAULT 1
+#endif
+
+/* EGRC_GPU_GRAPHS: 1 or 0; unset or empty: GRAPHS_BY_DEFAULT. */
+static int graphs_setting(int *enabled, egrc_error *err) {
+    const char *choice = getenv("EGRC_GPU_GRAPHS");
+    if (!choice || !*choice) {
+        *enabled = GRAPHS_BY_DEFAULT;
+        return 0;
+    }
+    if (strcmp(choice, "0") == 0 || strcmp(choice, "1") == 0) {
+        *enabled = choice[0] == '1';
+        return 0;
+    }
+    return gpu_fail(err, "EGRC_GPU_GRAPHS=%s: expected 1 (capture the rollout's decode step as a graph) or 0 (run "
+                    "every op directly)", choice);
+}
+
 egrc_backend *gpu_open(int device, egrc_error *err) {
     egrc_gpu_dtype act = EGRC_GPU_BF16;
-    if (activation_type(&act, err) != 0) return NULL;
+    int graphs_enabled = 0;
+    if (activation_type(&act, err) != 0 || graphs_setting(&graphs_enabled, err) != 0) return NULL;
     egrc_backend *be = calloc(1, sizeof *be);
     gpu_state *st = calloc(1, sizeof *st);
     if (!be || !st) {
@@ -116,6 +150,7 @@ egrc_backend *gpu_open(int device, egrc_error *err) {
     }
     be->impl = st;
     st->act = act;
+    st->graphs_enabled = graphs_enabled;
     int shared_limit = 0;
     const char *step = "cudaSetDevice";
     cudaError_t status = cudaSetDevice(device);
@@ -156,6 +191,7 @@ void gpu_close(egrc_backend *be) {
 }
 
 void *gpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err) {
+    gpu_refuse_while_capturing(gpu_state_of(be), "alloc");
     cudaError_t status;
     void *ptr = device_alloc(gpu_state_of(be), bytes, &status);
     if (!ptr) {
@@ -169,10 +205,20 @@ void *gpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err) {
     return ptr;
 }
 
-void gpu_free(egrc_backend *be, void *ptr) { gpu_check(device_free(gpu_state_of(be), ptr), "free"); }
+void gpu_free(egrc_backend *be, void *ptr) {
+    gpu_refuse_while_capturing(gpu_state_of(be), "free");
+    gpu_check(device_free(gpu_state_of(be), ptr), "free");
+}
+
+void gpu_refuse_while_capturing(const gpu_state *st, const char *what) {
+    if (st->capturing)
+        gpu_fatal("%s while a graph capture is open: it cannot be recorded (a bug in the caller: see backend.h's "
+                  "graph ops; EGRC_GPU_GRAPHS=0 runs without graphs)", what);
+}
 
 void *gpu_scratch(gpu_state *st, size_t bytes) {
     if (bytes <= st->scratch_bytes) return st->scratch;
+    gpu_refuse_while_capturing(st, "growing the scratch buffer");
     /* Grow with headroom so a sequence of slightly larger requests does not
      * reallocate each time. The old buffer is freed in stream order, after
      * the ops that still use it. */
@@ -185,16 +231,19 @@ void *gpu_scratch(gpu_state *st, size_t bytes) {
         gpu_fatal("out of GPU memory for %.1f MiB of scratch: %s", (double)grown / (1 << 20),
                   cudaGetErrorString(status));
     st->scratch_bytes = grown;
+    st->memory_generation++; /* graphs captured before point at the old buffer */
     return st->scratch;
 }
 
 void gpu_upload(egrc_backend *be, void *dst, const void *src_host, size_t bytes) {
+    gpu_refuse_while_capturing(gpu_state_of(be), "upload");
     if (!bytes) return;
     gpu_check(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, gpu_state_of(be)->stream), "upload");
 }
 
 void gpu_download(egrc_backend *be, void *dst_host, const void *src, size_t bytes) {
     gpu_state *st = gpu_state_of(be);
+    gpu_refuse_while_capturing(st, "download");
     if (bytes) gpu_check(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, st->stream), "download");
     /* A kernel fault surfaces at the first wait after it: name that. */
     gpu_check(cudaStreamSynchronize(st->stream), "an op queued before this download");
@@ -206,5 +255,74 @@ void gpu_zero(egrc_backend *be, void *ptr, size_t bytes) {
 }
 
 void gpu_synchronize(egrc_backend *be) {
+    gpu_refuse_while_capturing(gpu_state_of(be), "synchronize");
     gpu_check(cudaStreamSynchronize(gpu_state_of(be)->stream), "an op queued before this synchronize");
+}
+
+/* An instantiated graph and the memory generation it was captured under. */
+struct egrc_graph {
+    cudaGraphExec_t exec;
+    unsigned memory_generation;
+};
+
+int gpu_graph_begin(egrc_backend *be, egrc_error *err) {
+    gpu_state *st = gpu_state_of(be);
+    if (!st->graphs_enabled)
+        return gpu_fail(err, "graphs are off in the %s backend (EGRC_GPU_GRAPHS=1 turns them on)", EGRC_GPU_NAME);
+    if (st->capturing) return gpu_fail(err, "graph_begin: a capture is already open");
+    cudaError_t status = cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal);
+    if (status != cudaSuccess) {
+        cudaGetLastError();
+        return gpu_fail(err, "cudaStreamBeginCapture: %s (%s)", cudaGetErrorString(status), cudaGetErrorName(status));
+    }
+    st->capturing = 1;
+    return 0;
+}
+
+egrc_graph *gpu_graph_end(egrc_backend *be, egrc_error *err) {
+    gpu_state *st = gpu_state_of(be);
+    if (!st->capturing) {
+        gpu_fail(err, "graph_end: no capture is open");
+        return NULL;
+    }
+    st->capturing = 0;
+    cudaGraph_t graph = NULL;
+    const char *step = "cudaStreamEndCapture";
+    cudaError_t status = cudaStreamEndCapture(st->stream, &graph);
+    egrc_graph *captured = NULL;
+    if (status == cudaSuccess) {
+        captured = calloc(1, sizeof *captured);
+        if (!captured) {
+            cudaGraphDestroy(graph);
+            gpu_fail(err, "out of host memory for a graph");
+            return NULL;
+        }
+        step = "cudaGraphInstantiateWithFlags";
+        status = cudaGraphInstantiateWithFlags(&captured->exec, graph, 0);
+        cudaGraphDestroy(graph); /* the executable graph does not need it */
+    }
+    if (status != cudaSuccess) {
+        gpu_fail(err, "%s: %s (%s)", step, cudaGetErrorString(status), cudaGetErrorName(status));
+        cudaGetLastError();
+        free(captured);
+        return NULL;
+    }
+    captured->memory_generation = st->memory_generation;
+    return captured;
+}
+
+int gpu_graph_launch(egrc_backend *be, egrc_graph *graph) {
+    gpu_state *st = gpu_state_of(be);
+    if (graph->memory_generation != st->memory_generation) return EGRC_GRAPH_STALE;
+    gpu_refuse_while_capturing(st, "graph_launch");
+    gpu_check(cudaGraphLaunch(graph->exec, st->stream), "graph launch");
+    return 0;
+}
+
+/* A replay still in flight completes: the runtime frees the graph after it. */
+void gpu_graph_free(egrc_backend *be, egrc_graph *graph) {
+    (void)be;
+    if (!graph) return;
+    gpu_check(cudaGraphExecDestroy(graph->exec), "graph free");
+    free(graph);
 }

@@ -74,6 +74,7 @@ static void gpu_rmsnorm_backward(egrc_backend *be, void *dinp, float *dw, const 
  * uploaded only when (theta, D) changes. */
 static const float *rope_frequencies(gpu_state *st, int D, float theta) {
     if (st->rope_dim == D && st->rope_theta == theta) return st->rope_freq;
+    gpu_refuse_while_capturing(st, "a new RoPE table");
     /* The previous upload may still be reading rope_host. */
     gpu_check(cudaStreamSynchronize(st->stream), "an op queued before rope");
     const int half = D / 2;
@@ -83,6 +84,7 @@ static const float *rope_frequencies(gpu_state *st, int D, float theta) {
               "rope table upload");
     st->rope_dim = D;
     st->rope_theta = theta;
+    st->memory_generation++; /* graphs captured before read the old frequencies */
     return st->rope_freq;
 }
 
@@ -251,6 +253,10 @@ static const egrc_backend_ops gpu_ops_table = {
     .sample = gpu_sample,
     .sum_squares = gpu_sum_squares,
     .adamw = gpu_adamw,
+    .graph_begin = gpu_graph_begin,
+    .graph_end = gpu_graph_end,
+    .graph_launch = gpu_graph_launch,
+    .graph_free = gpu_graph_free,
 };
 
 const egrc_backend_ops *gpu_backend_ops(void) { return &gpu_ops_table; }
