@@ -155,4 +155,14 @@ __device__ __forceinline__ egrc_bf16 egrc_float_to_bf16(float x) { return __floa
 
 #endif
 
+/* Tensor cores: EGRC_GPU_TENSOR_CORES marks the compilations that hold the
+ * bodies of the WMMA attention kernels (attention_tc.cu): nvcc's device
+ * passes for sm_80 and newer (bf16 WMMA) and the CPU emulation (gpuemu,
+ * whose include/mma.h emulates WMMA). Never HIP: Debian packages no rocWMMA.
+ * Host code asks egrc_gpu_attention_tc_applies, not this macro. */
+#if !defined(__HIPCC__) && !defined(EGRC_GPU_HIP) && \
+    ((defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800) || (defined(EGRC_GPU_EMU) && defined(__cplusplus)))
+#define EGRC_GPU_TENSOR_CORES
+#endif
+
 #endif

@@ -89,6 +89,20 @@ size_t egrc_gpu_attention_backward_scratch(int B, int T, int H);
 cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, egrc_gpu_dtype act, size_t shared_limit, void *scratch,
                                         void *dqkv, const void *dout, const void *qkv, const void *out,
                                         const float *lse, int B, int T, int H, int KV, int D);
+/* The tensor-core attention (attention_tc.cu), to which the two launchers
+ * above hand a call when egrc_gpu_attention_tc_applies(...) is 1: bf16
+ * activations, a head size that is a multiple of 16 up to 128, kernels built
+ * for every architecture of the plugin (nvcc for sm_80 or newer; never HIP),
+ * enough shared memory per block, 16-byte aligned buffers (`addresses`: the
+ * buffers' addresses ORed together), and EGRC_GPU_ATTENTION not set to
+ * "simt". Same shapes, lse and scratch as theirs; results agree up to the
+ * bf16 rounding of the probabilities and score gradients. */
+int egrc_gpu_attention_tc_applies(egrc_gpu_dtype act, size_t shared_limit, int D, uintptr_t addresses);
+cudaError_t egrc_gpu_attention_tc_forward(cudaStream_t stream, void *out, float *lse, const void *qkv, int B, int T,
+                                          int H, int KV, int D);
+cudaError_t egrc_gpu_attention_tc_backward(cudaStream_t stream, void *scratch, void *dqkv, const void *dout,
+                                           const void *qkv, const void *out, const float *lse, int B, int T, int H,
+                                           int KV, int D);
 cudaError_t egrc_gpu_kv_cache_write(cudaStream_t stream, egrc_gpu_dtype act, void *k_cache, void *v_cache,
                                     const void *qkv, const int32_t *slots, const int32_t *positions, int N, int H,
                                     int KV, int D, int cap);
