@@ -232,6 +232,8 @@ static cudaError_t forward_dispatch(cudaStream_t stream, size_t shared_limit, vo
 cudaError_t egrc_gpu_attention_forward(cudaStream_t stream, egrc_gpu_dtype act, size_t shared_limit, void *out,
                                        float *lse, const void *qkv, int B, int T, int H, int KV, int D) {
     if (B <= 0 || T <= 0) return cudaSuccess; /* an empty grid is a launch error */
+    if (egrc_gpu_attention_tc_applies(act, shared_limit, D, (uintptr_t)out | (uintptr_t)qkv))
+        return egrc_gpu_attention_tc_forward(stream, out, lse, qkv, B, T, H, KV, D); /* tensor cores */
     return ACT_DISPATCH(act, forward_dispatch, stream, shared_limit, out, lse, qkv, B, T, H, KV, D);
 }
 
@@ -541,6 +543,9 @@ cudaError_t egrc_gpu_attention_backward(cudaStream_t stream, egrc_gpu_dtype act,
                                         void *dqkv, const void *dout, const void *qkv, const void *out,
                                         const float *lse, int B, int T, int H, int KV, int D) {
     if (B <= 0 || T <= 0) return cudaSuccess;
+    if (egrc_gpu_attention_tc_applies(act, shared_limit, D,
+                                      (uintptr_t)dqkv | (uintptr_t)dout | (uintptr_t)qkv | (uintptr_t)out))
+        return egrc_gpu_attention_tc_backward(stream, scratch, dqkv, dout, qkv, out, lse, B, T, H, KV, D);
     return ACT_DISPATCH(act, backward_dispatch, stream, shared_limit, scratch, dqkv, dout, qkv, out, lse, B, T, H, KV,
                         D);
 }
