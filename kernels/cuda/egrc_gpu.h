@@ -116,17 +116,29 @@ __device__ __forceinline__ float egrc_bf16_to_float(egrc_bf16 x) { return (float
 __device__ __forceinline__ egrc_bf16 egrc_float_to_bf16(float x) { return hip_bfloat16(x); }
 #endif
 
-#else /* CUDA */
+#else /* CUDA, or its CPU emulation */
 
-#ifdef __CUDACC__
+/* EGRC_GPU_EMU: the gpuemu plugin (backends/gpuemu), which runs these
+ * kernels and the CUDA host glue on the CPU for tests. Its kernels are
+ * compiled by the host C++ compiler against the emulator's cuda_runtime.h,
+ * cuda_bf16.h and CUB header, and take the device path below as nvcc's do. */
+#if defined(__CUDACC__) || (defined(EGRC_GPU_EMU) && defined(__cplusplus))
+#define EGRC_GPU_DEVICE_CODE
+#endif
+
+#ifdef EGRC_GPU_DEVICE_CODE
 #include <cuda_runtime.h>
 #else
 #include <cuda_runtime_api.h>
 #endif
 
+#ifdef EGRC_GPU_EMU
+#define EGRC_GPU_NAME "gpuemu"
+#else
 #define EGRC_GPU_NAME "cuda"
+#endif
 
-#ifdef __CUDACC__
+#ifdef EGRC_GPU_DEVICE_CODE
 /* Every kernel calls these with the whole warp converged. */
 #define egrc_shfl(v, lane) __shfl_sync(0xffffffffu, (v), (lane))
 #define egrc_shfl_xor(v, mask) __shfl_xor_sync(0xffffffffu, (v), (mask))
