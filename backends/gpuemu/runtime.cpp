@@ -388,6 +388,7 @@ struct warp_state {
 
 struct block_state {
     int threads = 0, live = 0, arrived = 0;
+    bool reverse = false; /* fibers run from the last to the first */
     uint64_t generation = 0;
     const char *file = "";
     int line = 0;
@@ -417,7 +418,6 @@ char *fiber_stack(int t) {
     return fibers[t].stack;
 }
 
-void yield_to_scheduler() { switch_context(fibers[running.thread].context, scheduler); }
 
 void thread_exited() {
     const int t = running.thread;
@@ -435,16 +435,46 @@ void thread_exited() {
             w.file, w.line);
 }
 
-void fiber_main() {
-    (*kernel_body)();
-    thread_exited();
-    yield_to_scheduler(); /* for good: the scheduler never resumes an exited fiber */
-}
-
 bool blocked(const fiber &f, int t) {
     if (f.state == fiber_state::at_barrier) return block.generation == f.waits_for;
     if (f.state == fiber_state::at_warp) return block.warps[t / warp_lanes].generation == f.waits_for;
     return false;
+}
+
+/* The fiber to run after thread t stops: the next one, in the block's order
+ * and round the circle, that has not exited and is not blocked; -1 if none. */
+int next_runnable(int t) {
+    const int n = block.threads;
+    const int position = block.reverse ? n - 1 - t : t;
+    for (int step = 1; step <= n; step++) {
+        const int p = (position + step) % n, candidate = block.reverse ? n - 1 - p : p;
+        const fiber &f = fibers[candidate];
+        if (f.state != fiber_state::exited && !blocked(f, candidate)) return candidate;
+    }
+    return -1;
+}
+
+/* Stops the running fiber (blocked or exited) and runs the next runnable one
+ * directly, without a detour through the scheduler, which gets control back
+ * only when no fiber can run: the block is done, or deadlocked. */
+void switch_away() {
+    fiber &self = fibers[running.thread];
+    const int next = next_runnable(running.thread);
+    if (next < 0) {
+        switch_context(self.context, scheduler);
+        return;
+    }
+    fiber &f = fibers[next];
+    f.state = fiber_state::runnable;
+    running.thread = next;
+    thread_idx = f.index;
+    switch_context(self.context, f.context);
+}
+
+void fiber_main() {
+    (*kernel_body)();
+    thread_exited();
+    switch_away(); /* for good: an exited fiber is never resumed */
 }
 
 [[noreturn]] void die_deadlocked() {
@@ -483,23 +513,13 @@ void run_block(bool reverse) {
         f.state = fiber_state::runnable;
         make_context(f.context, fiber_stack(t), fiber_stack_bytes, fiber_main);
     }
-    int remaining = n;
-    while (remaining > 0) {
-        bool progressed = false;
-        for (int i = 0; i < n; i++) {
-            const int t = reverse ? n - 1 - i : i;
-            fiber &f = fibers[t];
-            if (f.state == fiber_state::exited || blocked(f, t)) continue;
-            f.state = fiber_state::runnable;
-            running.thread = t;
-            thread_idx = f.index;
-            switch_context(scheduler, f.context);
-            running.thread = -1;
-            progressed = true;
-            if (f.state == fiber_state::exited) remaining--;
-        }
-        if (!progressed) die_deadlocked();
-    }
+    block.reverse = reverse;
+    const int first = reverse ? n - 1 : 0;
+    running.thread = first;
+    thread_idx = fibers[first].index;
+    switch_context(scheduler, fibers[first].context);
+    running.thread = -1;
+    if (block.live > 0) die_deadlocked();
 }
 
 /* ---------------- launches ---------------- */
@@ -803,7 +823,7 @@ void sync_block(const char *file, int line) {
     }
     f.state = fiber_state::at_barrier;
     f.waits_for = block.generation;
-    yield_to_scheduler();
+    switch_away();
 }
 
 const uint64_t *warp_collective(const char *op, unsigned mask, uint64_t value, const char *file, int line) {
@@ -836,7 +856,7 @@ const uint64_t *warp_collective(const char *op, unsigned mask, uint64_t value, c
     } else {
         fibers[t].state = fiber_state::at_warp;
         fibers[t].waits_for = generation;
-        yield_to_scheduler();
+        switch_away();
     }
     return w.values[generation & 1];
 }
