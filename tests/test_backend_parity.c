@@ -61,16 +61,19 @@
 #define BF16_MODEL_GRAD_TOLERANCE 4e-2
 #define BF16_SHARP_MODEL 5.0
 /* Training runs. A GRPO step's updated weights are compared by their
- * update, w_after - w_before, relative to the learning rate: AdamW moves a
- * weight by about lr whatever its gradient's size, so a gradient that differs
- * by 1e-4 of itself moves it by 1e-4 lr. In bf16 a weight whose gradient is
- * near 0 can take the other sign and move by 2 lr, so bf16 is judged on the
- * whole update: |d_gpu - d_cpu| / |d_cpu| in L2 over all weights. SFT losses
- * are compared step by step, |L_gpu - L_cpu| / (1 + |L_cpu|). */
-#define FP32_UPDATE_TOLERANCE 1e-2
-#define BF16_UPDATE_TOLERANCE 2.5e-1
+ * update, d = w_after - w_before, in L2 over all weights: |d_gpu - d_cpu| /
+ * |d_cpu|. Not weight by weight: AdamW moves a weight by about lr whatever
+ * its gradient's size, so a tiny gradient's error relative to itself (large,
+ * though small against the tensor's largest gradient) becomes that weight's
+ * update error; measured on gpuemu, up to 1e-2 lr in fp32, and in bf16 such
+ * a weight can take the other sign. The L2 figures measured on gpuemu:
+ * fp32 1.9e-5, bf16 6e-2 to 7e-2. SFT losses are compared
+ * step by step, |L_gpu - L_cpu| / (1 + |L_cpu|): measured 1.1e-7 in fp32,
+ * 8e-4 to 1.4e-3 in bf16. The tolerances leave 3x to 7x room. */
+#define FP32_UPDATE_TOLERANCE 1e-4
+#define BF16_UPDATE_TOLERANCE 2e-1
 #define FP32_RUN_TOLERANCE 1e-4
-#define BF16_RUN_TOLERANCE 5e-2
+#define BF16_RUN_TOLERANCE 1e-2
 
 static egrc_backend *side[2]; /* [0] the CPU reference, [1] the backend under test */
 static const char *label;     /* the backend under test in the report ("cuda/fp32", "cuda+tiled/bf16") */
@@ -610,8 +613,14 @@ static void test_optimizer(void) {
         side[s]->ops->to_act(side[s], ptr(&copy, s), ptr(&params, s), PARAMS);
         side[s]->ops->to_f32(side[s], ptr(&round_trip, s), ptr(&copy, s), PARAMS);
     }
-    /* exact in fp32; one rounding to 8 mantissa bits in bf16 */
-    compare("to_act + to_f32", &round_trip, bf16 ? 4e-3 : 0.0);
+    /* The round trip of this backend's own results: exact in fp32; one
+     * rounding to nearest even in bf16. (The two sides' AdamW results differ
+     * within "adamw params"' tolerance, so they are not compared here.) */
+    float *trip = fetch(&round_trip, 1), *own = fetch(&params, 1);
+    for (size_t i = 0; i < PARAMS; i++) own[i] = bf16 ? bf16_round(own[i]) : own[i];
+    compare_host("to_act + to_f32 = own params, rounded", trip, own, PARAMS, 0.0);
+    free(trip);
+    free(own);
     twin *all[] = {&x, &sum, &params, &grads, &m, &v, &copy, &round_trip};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) release(all[i]);
 }
@@ -866,8 +875,10 @@ static void compare_grpo_step(const char *name) {
         for (int q = 0; q < 4; q++) {
             snprintf(what, sizeof what, "%s grpo step %s", name, stat_names[q]);
             /* relative to 1 + |want|: the KL is ~0 after a step from the reference */
-            const float scaled_got = got[q] / (1.0f + fabsf(want[q])), scaled_want = want[q] / (1.0f + fabsf(want[q]));
-            compare_host(what, &scaled_got, &scaled_want, 1, stat_tolerance);
+            const double e = fabs((double)got[q] - want[q]) / (1.0 + fabs(want[q]));
+            const int ok = e <= stat_tolerance;
+            printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, e, stat_tolerance, ok ? "ok" : "FAIL");
+            CHECK_MSG(ok, "%s: %s: %.6g against the CPU's %.6g", label, what, got[q], want[q]);
         }
         double worst = 0.0, diff2 = 0.0, update2 = 0.0;
         for (size_t i = 0; i < m[0]->n_params; i++) {
@@ -878,11 +889,12 @@ static void compare_grpo_step(const char *name) {
             update2 += d_cpu * d_cpu;
         }
         const double whole = update2 > 0.0 ? sqrt(diff2 / update2) : sqrt(diff2);
-        const double judged = bf16 ? whole : worst, tolerance = bf16 ? BF16_UPDATE_TOLERANCE : FP32_UPDATE_TOLERANCE;
-        snprintf(what, sizeof what, "%s grpo step weights (%s)", name, bf16 ? "L2 of update" : "max / lr");
-        const int ok = judged <= tolerance && update2 > 0.0;
-        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, judged, tolerance, ok ? "ok" : "FAIL");
-        CHECK_MSG(ok, "%s: %s: %.3g > %.1g (update norm %.3g)", label, what, judged, tolerance, sqrt(update2));
+        const double tolerance = bf16 ? BF16_UPDATE_TOLERANCE : FP32_UPDATE_TOLERANCE;
+        snprintf(what, sizeof what, "%s grpo step weights (L2 of the update)", name);
+        const int ok = whole <= tolerance && update2 > 0.0;
+        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, whole, tolerance, ok ? "ok" : "FAIL");
+        CHECK_MSG(ok, "%s: %s: %.3g > %.1g (largest single difference %.3g lr)", label, what, whole, tolerance,
+                  worst);
         free(before);
         for (int s = 0; s < 2; s++) free(after[s]);
         egrc_rollout_free(&r);
