@@ -781,6 +781,8 @@ void on_segv(int sig, siginfo_t *info, void *context) {
 
 } // namespace
 
+void fail(const char *message) { die("%s", message); }
+
 /* ---------------- device built-ins ---------------- */
 
 void *dynamic_shared_memory() {

@@ -1,7 +1,8 @@
 /* Causal self-attention with grouped-query heads (training and prefill), its
  * backward, and single-position attention over a KV cache (decoding).
  *
- * A flash-style design in fp32 on the SIMT cores (no tensor cores yet): the
+ * A flash-style design in fp32 on the SIMT cores (bf16 training attention on
+ * sm_80+ runs on tensor cores instead: attention_tc.cu, dispatched below): the
  * forward streams key/value tiles through shared memory with an online
  * softmax and keeps only one log-sum-exp per row; the backward recomputes the
  * probabilities from it. Lane j of a warp owns key j of a tile of WARP keys

@@ -87,6 +87,10 @@ inline void shared_variables(T &...variables) {
 
 void sync_block(const char *file, int line);
 
+/* Stops the process as every emulator check does: the message, the kernel,
+ * block and thread it happened in, and a failure status (not a signal). */
+[[noreturn]] void fail(const char *message);
+
 /* One warp collective: the calling lane deposits `value` and waits for every
  * lane of `mask`; returns the 32 values deposited (valid until this lane's
  * next collective). */

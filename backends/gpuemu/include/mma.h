@@ -16,7 +16,7 @@
  * share of the tile (every 32nd element), so shared memory that other lanes
  * write without a __syncwarp() before the load, or read without one after the
  * store, shows up as wrong or NaN results. Pointers must be 32-byte aligned
- * and ldm a multiple of 16 bytes, as CUDA requires; a breach aborts. */
+ * and ldm a multiple of 16 bytes, as CUDA requires; a breach stops the run. */
 #ifndef EGRC_GPUEMU_MMA_H
 #define EGRC_GPUEMU_MMA_H
 
@@ -49,9 +49,10 @@ inline float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
 inline void check_operand(const char *call, const void *p, unsigned ldm, size_t element_bytes, const char *file,
                           int line) {
     if ((uintptr_t)p % 32 != 0 || (ldm * element_bytes) % 16 != 0) {
-        fprintf(stderr, "gpuemu: %s at %s:%d: pointer %p must be 32-byte aligned and ldm %u a multiple of %zu\n",
-                call, file, line, p, ldm, 16 / element_bytes);
-        abort();
+        char message[256];
+        snprintf(message, sizeof message, "%s at %s:%d: pointer %p must be 32-byte aligned and ldm %u a multiple of %zu",
+                 call, file, line, p, ldm, 16 / element_bytes);
+        egrc_emu::fail(message);
     }
 }
 
