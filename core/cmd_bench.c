@@ -86,7 +86,7 @@ typedef struct int_flag {
 typedef struct bench_setup {
     const char *model_name, *backend_name;
     long device;
-    double peak_tflops; /* --peak-tflops (train only); 0: from the table of known devices */
+    double peak_tflops; /* --peak-tflops; 0: from the table of known devices */
     egrc_backend *be;
     egrc_model *m;
 } bench_setup;
@@ -99,7 +99,6 @@ static int bench_open(const char *what, int argc, char **argv, const int_flag *i
     setup->backend_name = "cpu";
     setup->device = 0;
     setup->peak_tflops = 0.0;
-    const int takes_peak = strcmp(what, "train") == 0;
     for (int i = 3; i < argc; i += 2) {
         const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!value) {
@@ -111,7 +110,7 @@ static int bench_open(const char *what, int argc, char **argv, const int_flag *i
         else if (strcmp(flag, "--backend") == 0) setup->backend_name = value;
         else if (strcmp(flag, "--device") == 0) {
             if (egrc_cli_int(flag, value, 0, 1023, &setup->device)) return EGRC_EXIT_USAGE;
-        } else if (takes_peak && strcmp(flag, "--peak-tflops") == 0) {
+        } else if (strcmp(flag, "--peak-tflops") == 0) {
             char *end;
             setup->peak_tflops = strtod(value, &end);
             if (!*value || *end || !(setup->peak_tflops > 0.0 && setup->peak_tflops < 1e6)) {
@@ -127,8 +126,8 @@ static int bench_open(const char *what, int argc, char **argv, const int_flag *i
             }
         }
         if (!known) {
-            fprintf(stderr, "egrc bench %s: unknown flag '%s' (flags: --model --backend --device%s", what, flag,
-                    takes_peak ? " --peak-tflops" : "");
+            fprintf(stderr, "egrc bench %s: unknown flag '%s' (flags: --model --backend --device --peak-tflops", what,
+                    flag);
             for (int k = 0; k < n_ints; k++) fprintf(stderr, " %s", ints[k].name);
             fprintf(stderr, ")\n");
             return EGRC_EXIT_USAGE;
@@ -152,6 +151,27 @@ static int bench_open(const char *what, int argc, char **argv, const int_flag *i
 static void bench_close(bench_setup *setup) {
     egrc_model_free(setup->m);
     egrc_backend_close(setup->be);
+}
+
+/* Says which peak the MFU column divides by (--peak-tflops, egrc's table of
+ * devices, or none) and writes the MFU of `model_gflops` into mfu ("-"
+ * without a peak). */
+static void print_peak(const bench_setup *setup, const char *device_name, double model_gflops, char *mfu,
+                       size_t mfu_size) {
+    const egrc_dtype dtype = setup->be->act_dtype;
+    const char *entry = NULL;
+    const double peak =
+        setup->peak_tflops > 0.0 ? setup->peak_tflops : egrc_device_peak_tflops(device_name, dtype, &entry);
+    if (setup->peak_tflops > 0.0)
+        printf("MFU against %.1f TFLOP/s (--peak-tflops)\n", peak);
+    else if (entry)
+        printf("MFU against %.1f TFLOP/s, the %s peak of the %s (dense, datasheet)\n", peak, egrc_dtype_name(dtype),
+               entry);
+    else
+        printf("MFU: '%s' is not in egrc's table of device peaks: pass --peak-tflops (dense %s TFLOP/s)\n",
+               device_name, egrc_dtype_name(dtype));
+    if (peak > 0.0) snprintf(mfu, mfu_size, "%.1f%%", 100.0 * model_gflops / (peak * 1e3));
+    else snprintf(mfu, mfu_size, "-");
 }
 
 static int bench_train(int argc, char **argv) {
@@ -195,21 +215,10 @@ static int bench_train(int argc, char **argv) {
         getrusage(RUSAGE_SELF, &usage);
         egrc_device_info info;
         if (be->ops->device_info(be->device, &info, &err)) snprintf(info.name, sizeof info.name, "?");
-        const char *peak_entry = NULL;
-        const double peak = setup.peak_tflops > 0.0 ? setup.peak_tflops
-                                                     : egrc_device_peak_tflops(info.name, be->act_dtype, &peak_entry);
-        char mfu[32] = "-";
-        if (peak > 0.0) snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * model_gflops / (peak * 1e3));
         printf("bench train: %s (%zu parameters), backend %s (%s, %s activations), batch %ld x %ld, %ld timed steps\n",
                model_name, m->n_params, backend_name, info.name, egrc_dtype_name(be->act_dtype), B, T, steps);
-        if (setup.peak_tflops > 0.0)
-            printf("MFU against %.1f TFLOP/s (--peak-tflops)\n", peak);
-        else if (peak_entry)
-            printf("MFU against %.1f TFLOP/s, the %s peak of the %s (dense, datasheet)\n", peak,
-                   egrc_dtype_name(be->act_dtype), peak_entry);
-        else
-            printf("MFU: '%s' is not in egrc's table of device peaks: pass --peak-tflops (dense %s TFLOP/s)\n",
-                   info.name, egrc_dtype_name(be->act_dtype));
+        char mfu[32];
+        print_peak(&setup, info.name, model_gflops, mfu, sizeof mfu);
         printf("%-10s %-12s %-14s %-16s %-16s %-12s %-12s %s\n", "ms/step", "tokens/s", "model GFLOP/s",
                "GEMM GFLOP/s", "model/GEMM", "last loss", "peak RSS MiB", "MFU");
         printf("%-10.1f %-12.1f %-14.1f %-16.1f %-16.2f %-12.4f %-12.0f %s\n", 1e3 * step_s, (double)n / step_s,
@@ -280,11 +289,16 @@ static int bench_generate(int argc, char **argv) {
      * bounded by memory bandwidth, and this is the rate it reached. */
     const double step_s = r.decode_steps ? r.decode_seconds / r.decode_steps : 0.0;
     const double weight_bytes = (double)m->n_params * (double)egrc_dtype_size(be->act_dtype);
-    printf("%-12s %-16s %-14s %-14s %-12s %s\n", "prefill ms", "decode ms/step", "new tokens/s", "decode steps",
-           "peak RSS MiB", "weight GB/s");
-    printf("%-12.1f %-16.2f %-14.1f %-14d %-12.0f %.1f\n", 1e3 * r.prefill_seconds, 1e3 * step_s,
-           (double)(B * new_tokens) / total, r.decode_steps, usage.ru_maxrss / 1024.0,
-           step_s > 0.0 ? weight_bytes / step_s / 1e9 : 0.0);
+    /* Model FLOPs of the whole rollout, prefill included: 2 per parameter per
+     * token (the forward's matmuls), the usual count for inference. */
+    const double tokens_per_s = (double)(B * new_tokens) / total;
+    char mfu[32];
+    print_peak(&setup, info.name, 2.0 * (double)m->n_params * (double)(B * (P + new_tokens)) / total / 1e9, mfu,
+               sizeof mfu);
+    printf("%-12s %-16s %-14s %-14s %-12s %-12s %s\n", "prefill ms", "decode ms/step", "new tokens/s", "decode steps",
+           "peak RSS MiB", "weight GB/s", "MFU");
+    printf("%-12.1f %-16.2f %-14.1f %-14d %-12.0f %-12.1f %s\n", 1e3 * r.prefill_seconds, 1e3 * step_s, tokens_per_s,
+           r.decode_steps, usage.ru_maxrss / 1024.0, step_s > 0.0 ? weight_bytes / step_s / 1e9 : 0.0, mfu);
 done:
     egrc_rollout_free(&r);
     free(prompts);
@@ -298,6 +312,7 @@ int egrc_cmd_bench(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[2], "generate") == 0) return bench_generate(argc, argv);
     return egrc_cli_error(EGRC_EXIT_USAGE,
                           "usage: egrc bench train --model NAME|DIR [--batch B] [--seq T] [--steps N] [--peak-tflops P]\n"
-                          "       egrc bench generate --model NAME|DIR [--batch B] [--prompt-len P] [--new-tokens N]",
+                          "       egrc bench generate --model NAME|DIR [--batch B] [--prompt-len P] [--new-tokens N]\n"
+                          "                           [--peak-tflops P]",
                           NULL);
 }

@@ -51,8 +51,7 @@ expect 0 "MFU against 0.5 TFLOP/s .--peak-tflops" -- "$egrc" bench train --model
     --steps 1 --peak-tflops 0.5
 expect 0 "pass --peak-tflops" -- "$egrc" bench train --model gpt2-tiny --batch 2 --seq 16 --steps 1
 expect 2 "--peak-tflops expects a positive number" -- "$egrc" bench train --model gpt2-tiny --peak-tflops -3
-expect 2 "unknown flag '--peak-tflops'" -- "$egrc" bench generate --model gpt2-tiny --peak-tflops 3
-expect 0 "weight GB/s" -- "$egrc" bench generate --model gpt2-tiny --batch 2 --new-tokens 4
+expect 0 "weight GB/s +MFU" -- "$egrc" bench generate --model gpt2-tiny --batch 2 --new-tokens 4 --peak-tflops 3
 
 expect 0 "^correct$" -- "$egrc" grade --gold '\frac{1}{2}' --pred 'so $\boxed{0.5}$'
 expect 0 "^incorrect$" -- "$egrc" grade --gold 18 --pred '#### 19'

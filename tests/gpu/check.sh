@@ -198,10 +198,12 @@ bench_generate() {
         --batch 64 --prompt-len 64 --new-tokens $new --backend cuda
     local label="bench generate qwen2-0.5B 64x(64+$new), $dtype, graphs $graphs"
     if [ $rc -eq 0 ]; then
-        # the results row: prefill-ms decode-ms/step new-tokens/s steps RSS weight-GB/s
-        read -r prefill step_ms tps _ _ gbs < <(tail -n 1 "$logs/$name.log")
-        record "$label" ok "$tps new tokens/s, $step_ms ms/decode step ($gbs GB/s of weights), prefill $prefill ms" \
-            $secs
+        # the results row: prefill-ms decode-ms/step new-tokens/s steps RSS weight-GB/s MFU
+        read -r prefill step_ms tps _ _ gbs mfu < <(tail -n 1 "$logs/$name.log")
+        local graphs_line
+        graphs_line=$(grep -E "^graphs:" "$logs/$name.log" | sed 's/^graphs: //; s/ from a captured graph//')
+        record "$label" ok "$tps new tokens/s, $step_ms ms/decode step ($gbs GB/s of weights, MFU $mfu), prefill \
+$prefill ms; $graphs_line" $secs
     else
         record "$label" FAIL "$(tail -n 1 "$logs/$name.log")" $secs
     fi
