@@ -11,7 +11,8 @@
 #      at the bf16 tolerances of test_backend_parity's whole-model checks
 #   4. a bad EGRC_GPU_DTYPE is refused with a message naming it
 #   5. egrc bench train --model gpt2-124M --seq 1024 --backend cuda, the anchors' shape:
-#      bf16 batch 32, 10 steps; fp32 batch 16, 3 steps (for the speed ratio)
+#      bf16 batch 32, 10 steps, then 3 with attention off the tensor cores
+#      (EGRC_GPU_ATTENTION=simt, for their speed-up); fp32 batch 16, 3 steps
 #   6. egrc bench train --model qwen2-0.5B --batch 8 --seq 1024 (the RL-sized step), bf16
 #   7. egrc bench generate --model qwen2-0.5B --batch 64 --prompt-len 64 --backend cuda:
 #      bf16 256 new tokens with the decode step replayed from CUDA graphs and
@@ -172,12 +173,13 @@ else
     record "EGRC_GPU_DTYPE=fp16 refused" FAIL "rc $rc: $(head -n 1 "$logs/bad_dtype.log")" $secs
 fi
 
-# bench_train NAME MODEL BATCH STEPS DTYPE: one `egrc bench train` at T=1024.
+# bench_train NAME MODEL BATCH STEPS DTYPE [ATTENTION]: one `egrc bench train` at T=1024;
+# ATTENTION simt keeps bf16 attention off the tensor cores (EGRC_GPU_ATTENTION).
 bench_train() {
-    local name=$1 model=$2 batch=$3 steps=$4 dtype=$5
-    step "$name" 240 env EGRC_GPU_DTYPE=$dtype "$egrc" bench train --model $model --batch $batch --seq 1024 \
-        --steps $steps --backend cuda
-    local label="bench train $model ${batch}x1024, $dtype"
+    local name=$1 model=$2 batch=$3 steps=$4 dtype=$5 attention=${6:-}
+    step "$name" 240 env EGRC_GPU_DTYPE=$dtype EGRC_GPU_ATTENTION=$attention "$egrc" bench train --model $model \
+        --batch $batch --seq 1024 --steps $steps --backend cuda
+    local label="bench train $model ${batch}x1024, $dtype${attention:+, $attention attention}"
     if [ $rc -eq 0 ]; then
         # the results row: ms/step tokens/s model-GFLOP/s GEMM-GFLOP/s ratio loss RSS MFU
         read -r ms tps gflops gemm _ loss _ mfu < <(tail -n 1 "$logs/$name.log")
@@ -188,6 +190,7 @@ bench_train() {
 }
 
 bench_train bench_train_bf16 gpt2-124M 32 10 bf16
+bench_train bench_train_bf16_simt gpt2-124M 32 3 bf16 simt
 bench_train bench_train_fp32 gpt2-124M 16 3 fp32
 bench_train bench_train_qwen2 qwen2-0.5B 8 5 bf16
 
