@@ -51,6 +51,15 @@ expect 0 "MFU against 0.5 TFLOP/s .--peak-tflops" -- "$egrc" bench train --model
     --steps 1 --peak-tflops 0.5
 expect 0 "pass --peak-tflops" -- "$egrc" bench train --model gpt2-tiny --batch 2 --seq 16 --steps 1
 expect 2 "--peak-tflops expects a positive number" -- "$egrc" bench train --model gpt2-tiny --peak-tflops -3
+# GPU settings are checked when the backend opens (gpuemu: the GPU plugins' host glue, where it was built)
+if [ -f "$(dirname "$egrc")/libegrc-backend-gpuemu.so" ]; then
+  expect 1 "EGRC_GPU_ATTENTION=simd: expected auto" -- env EGRC_GPU_ATTENTION=simd "$egrc" bench train --model gpt2-tiny \
+    --backend gpuemu
+  expect 1 "EGRC_GPU_GRAPHS=yes: expected 1" -- env EGRC_GPU_GRAPHS=yes "$egrc" bench train --model gpt2-tiny \
+    --backend gpuemu
+  expect 0 "tokens/s" -- env EGRC_GPU_ATTENTION=simt "$egrc" bench train --model gpt2-tiny --batch 1 --seq 16 \
+    --steps 1 --backend gpuemu
+fi
 expect 0 "weight GB/s +MFU" -- "$egrc" bench generate --model gpt2-tiny --batch 2 --new-tokens 4 --peak-tflops 3
 
 expect 0 "^correct$" -- "$egrc" grade --gold '\frac{1}{2}' --pred 'so $\boxed{0.5}$'

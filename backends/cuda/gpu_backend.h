@@ -10,9 +10,9 @@
  * Per vendor:
  *   cuda_driver.c, ../hip/hip_driver.c: device_count, which says what is
  *                  missing when the driver or device is.
- *   cuda_blas.c:   the cuBLASLt GEMM engine (CUDA only). The HIP plugin has
- *                  no vendor BLAS yet: rocBLAS/hipBLASLt, where a ROCm install
- *                  has them, are a follow-up (see ../hip/CMakeLists.txt).
+ *   cuda_blas.c, ../hip/hip_blas.c: the vendor GEMM engine: cuBLASLt; rocBLAS
+ *                  where the machine has it (loaded at open, self-checked),
+ *                  else the tiled kernel. hipBLASLt is not used yet.
  *
  * Activation types. EGRC_GPU_DTYPE, read when a backend is opened, picks
  * the act_dtype: bf16 (unset or empty: the default) or fp32; any other value
@@ -137,7 +137,8 @@ void gpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, 
                          const void *w, int N, int C, int OC);
 
 #ifdef EGRC_GPU_BLAS
-/* The vendor BLAS engine (cuda_blas.c): sets st->gemm, gemm_release and blas. */
+/* The vendor BLAS engine (cuda_blas.c, hip_blas.c): sets st->gemm, and
+ * gemm_release and blas where it holds state. */
 int gpu_blas_open(gpu_state *st, egrc_error *err);
 #endif
 

@@ -12,7 +12,8 @@
  *
  * open() also fixes the activation type from EGRC_GPU_DTYPE and whether graphs
  * are captured from EGRC_GPU_GRAPHS (gpu_backend.h): both are read once per
- * open, so a process may open one backend in each mode.
+ * open, so a process may open one backend in each mode. It refuses an
+ * EGRC_GPU_ATTENTION other than auto or simt (the kernels read it per call).
  *
  * Graphs: graph_begin/graph_end capture the stream (thread-local capture
  * mode: this thread's unsafe calls fail the capture, other threads' are
@@ -136,10 +137,22 @@ static int graphs_setting(int *enabled, egrc_error *err) {
                     "every op directly)", choice);
 }
 
+/* EGRC_GPU_ATTENTION: unset, empty or "auto" (bf16 attention on tensor cores
+ * where the build and device have them), or "simt". The attention kernels
+ * read it themselves (attention_tc.cu); this refuses a value they would
+ * silently take for "auto". */
+static int attention_setting(egrc_error *err) {
+    const char *choice = getenv("EGRC_GPU_ATTENTION");
+    if (!choice || !*choice || strcmp(choice, "auto") == 0 || strcmp(choice, "simt") == 0) return 0;
+    return gpu_fail(err, "EGRC_GPU_ATTENTION=%s: expected auto (the default: bf16 attention on tensor cores where "
+                    "the GPU has them) or simt (the SIMT kernels throughout)", choice);
+}
+
 egrc_backend *gpu_open(int device, egrc_error *err) {
     egrc_gpu_dtype act = EGRC_GPU_BF16;
     int graphs_enabled = 0;
-    if (activation_type(&act, err) != 0 || graphs_setting(&graphs_enabled, err) != 0) return NULL;
+    if (activation_type(&act, err) != 0 || graphs_setting(&graphs_enabled, err) != 0 || attention_setting(err) != 0)
+        return NULL;
     egrc_backend *be = calloc(1, sizeof *be);
     gpu_state *st = calloc(1, sizeof *st);
     if (!be || !st) {
