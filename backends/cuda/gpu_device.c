@@ -332,10 +332,18 @@ int gpu_graph_launch(egrc_backend *be, egrc_graph *graph) {
     return 0;
 }
 
-/* A replay still in flight completes: the runtime frees the graph after it. */
+/* A replay still in flight completes: CUDA frees an executable graph only
+ * after its launches finish. The HIP docs of ROCm 5.2, which this plugin
+ * targets, promise no such deferral (later releases added it), so the HIP
+ * plugin waits for the stream first. graph_free comes once per row count and
+ * rollout, or for a stale graph, never inside a capture: the wait is cheap. */
 void gpu_graph_free(egrc_backend *be, egrc_graph *graph) {
-    (void)be;
     if (!graph) return;
+#ifdef EGRC_GPU_HIP
+    gpu_check(cudaStreamSynchronize(gpu_state_of(be)->stream), "a graph replay before this graph free");
+#else
+    (void)be;
+#endif
     gpu_check(cudaGraphExecDestroy(graph->exec), "graph free");
     free(graph);
 }
