@@ -200,6 +200,10 @@ static int self_check(gpu_state *st, rocblas_engine *e, char *why, size_t why_si
     }
     failed = 0;
 done:
+    /* A failed check leaves copies and GEMMs queued: let them finish before
+     * their buffers go. */
+    cudaStreamSynchronize(st->stream);
+    cudaGetLastError();
     cudaFree(a);
     cudaFree(b);
     cudaFree(bias);
