@@ -10,7 +10,23 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const known_backends[] = {"cpu", "cuda", "hip", "ze", NULL};
+static const char *const known_backends[] = {"cpu", "cuda", "hip", "gpuemu", "ze", NULL};
+
+/* What to do when a known backend's plugin is missing. */
+static const char *missing_plugin_hint(const char *name) {
+    if (strcmp(name, "cuda") == 0)
+        return "build egrc where the CUDA toolkit (nvcc, cuBLASLt) is installed, or with -DEGRC_CUDA=ON to be told "
+               "what is missing";
+    if (strcmp(name, "hip") == 0)
+        return "build egrc where hipcc, the HIP runtime and rocPRIM are installed (Debian 12: apt-get install hipcc "
+               "libamdhip64-dev librocprim-dev), or with -DEGRC_HIP=ON to be told what is missing";
+    if (strcmp(name, "gpuemu") == 0)
+        return "build egrc with a C++ compiler and -DEGRC_GPU_EMU=ON (sanitizer builds leave it out)";
+    if (strcmp(name, "ze") == 0)
+        return "egrc has no oneAPI Level Zero backend yet: Intel GPUs are not supported";
+    return "egrc has no backend of that name (known: cpu, cuda, hip, gpuemu, ze); a third-party plugin goes next to "
+           "the egrc executable";
+}
 
 const char *const *egrc_backend_known_names(void) { return known_backends; }
 
@@ -65,7 +81,7 @@ static void *open_plugin(const char *name, char *tried, size_t tried_size, char 
 const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err) {
     if (strcmp(name, "cpu") == 0) return egrc_cpu_backend_ops();
     if (!valid_backend_name(name)) {
-        egrc_fail(err, "backend '%s': not a valid backend name (known: cpu, cuda, hip, ze)", name);
+        egrc_fail(err, "backend '%s': not a valid backend name (known: cpu, cuda, hip, gpuemu, ze)", name);
         return NULL;
     }
     char tried[3 * (PATH_MAX + 96)], load_error[512] = "";
@@ -76,10 +92,8 @@ const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err) {
         return NULL;
     }
     if (!handle) {
-        egrc_fail(err,
-                  "backend '%s': plugin libegrc-backend-%s.so not found (looked for %s); build egrc with "
-                  "that backend enabled, or use --backend cpu",
-                  name, name, tried);
+        egrc_fail(err, "backend '%s': plugin libegrc-backend-%s.so not found (looked for %s): %s; or use --backend cpu",
+                  name, name, tried, missing_plugin_hint(name));
         return NULL;
     }
     typedef const egrc_backend_ops *(*entry_fn)(void);

@@ -12,7 +12,7 @@
 static const char run_usage[] =
     "usage: egrc run RECIPE.lua [--backend NAME] [--device N] [--seed N] [--out DIR]\n"
     "                [--set KEY=VALUE ...] [--resume DIR] [--quiet] [--sandbox]\n"
-    "  --backend NAME   cpu (built in) or a plugin (cuda, hip, ze); overrides settings.backend\n"
+    "  --backend NAME   cpu (built in) or a plugin (cuda, hip, gpuemu); overrides settings.backend\n"
     "  --device N       device index; overrides settings.device\n"
     "  --seed N         overrides settings.seed\n"
     "  --out DIR        the run folder (default runs/<recipe>-<timestamp>)\n"

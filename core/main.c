@@ -64,22 +64,22 @@ static int cmd_backends(void) {
         egrc_error err;
         const egrc_backend_ops *ops = egrc_backend_find(*name, &err);
         if (!ops) {
-            printf("%-5s  not available: %s\n", *name, err.msg);
+            printf("%-6s  not available: %s\n", *name, err.msg);
             continue;
         }
         int count = ops->device_count(&err);
         if (count < 0) {
-            printf("%-5s  no driver: %s\n", *name, err.msg);
+            printf("%-6s  no driver: %s\n", *name, err.msg);
             continue;
         }
-        printf("%-5s  %d device%s\n", *name, count, count == 1 ? "" : "s");
+        printf("%-6s  %d device%s\n", *name, count, count == 1 ? "" : "s");
         for (int d = 0; d < count; d++) {
             egrc_device_info info;
             if (ops->device_info(d, &info, &err)) {
-                printf("       %d: (%s)\n", d, err.msg);
+                printf("        %d: (%s)\n", d, err.msg);
                 continue;
             }
-            printf("       %d: %s, %.1f GiB, %d compute units\n", d, info.name,
+            printf("        %d: %s, %.1f GiB, %d compute units\n", d, info.name,
                    (double)info.memory_bytes / (1024.0 * 1024.0 * 1024.0), info.compute_units);
         }
     }

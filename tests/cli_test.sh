@@ -16,6 +16,8 @@ expect 2 "usage: egrc COMMAND" -- "$egrc"
 expect 0 "cpu +1 device" -- "$egrc" backends
 # without a GPU: either the plugin was not built, or it finds no driver/device
 expect 0 "cuda +(not available: .*libegrc-backend-cuda.so|no driver: |0 devices)" -- "$egrc" backends
+expect 0 "ze +not available: .*no oneAPI Level Zero backend yet" -- "$egrc" backends
+expect 1 "egrc has no backend of that name" -- "$egrc" bench train --model gpt2-tiny --backend nosuch
 
 expect 0 "^44 351 303 337 268 1635$" -- "$egrc" tokenize "$data/tokenizer/tokenizer.json" "Hello world"
 expect 2 "usage: egrc tokenize" -- "$egrc" tokenize "$data/tokenizer/tokenizer.json"
