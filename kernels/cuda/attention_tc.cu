@@ -418,6 +418,35 @@ __global__ void __launch_bounds__(TC_THREADS)
 #endif
 }
 
+#ifdef EGRC_GPU_TENSOR_CORES
+/* out(16 x 16n) = rows(16 x D) tile(16n x D)^T for the 16-row subtiles n of
+ * the streamed tile in [first, end), the others left as they are: one
+ * warp's products against a tile of TC_TILE rows, stored row-major with
+ * leading dimension out_ld. rows and tile have leading dimension ld. */
+template <int DT>
+__device__ void tc_warp_products(float *out, int out_ld, const egrc_bf16 *rows, const egrc_bf16 *tile, int ld,
+                                 int first, int end) {
+    tc_acc s[TC_SUBTILES];
+    TC_UNROLL
+    for (int n = 0; n < TC_SUBTILES; n++) wmma::fill_fragment(s[n], 0.0f);
+    TC_UNROLL
+    for (int dt = 0; dt < DT; dt++) {
+        tc_a_rows a_frag;
+        wmma::load_matrix_sync(a_frag, rows + dt * 16, ld);
+        TC_UNROLL
+        for (int n = 0; n < TC_SUBTILES; n++) {
+            if (n < first || n >= end) continue;
+            tc_b_cols b_frag;
+            wmma::load_matrix_sync(b_frag, tile + n * 16 * ld + dt * 16, ld);
+            wmma::mma_sync(s[n], a_frag, b_frag, s[n]);
+        }
+    }
+    TC_UNROLL
+    for (int n = 0; n < TC_SUBTILES; n++)
+        if (n >= first && n < end) wmma::store_matrix_sync(out + n * 16, s[n], out_ld, wmma::mem_row_major);
+}
+#endif
+
 /* dK, dV: grid (key blocks, KV, B). Rows are keys; the loop runs over the
  * group's query heads, then the query tiles from the block's first key on
  * (earlier queries cannot see these keys). */
@@ -473,42 +502,9 @@ __global__ void __launch_bounds__(TC_THREADS)
             /* Query subtiles that some key of the warp sees and that hold
              * queries: on the diagonal tile, those from the warp's own on. */
             const int first = q0 == s0 ? warp : 0, end = (queries + 15) / 16;
-            tc_acc s[TC_SUBTILES];
-            TC_UNROLL
-            for (int n = 0; n < TC_SUBTILES; n++) wmma::fill_fragment(s[n], 0.0f);
-            TC_UNROLL
-            for (int dt = 0; dt < DT; dt++) {
-                tc_a_rows k_frag;
-                wmma::load_matrix_sync(k_frag, Kb + warp * TC_WARP_ROWS * LD + dt * 16, LD);
-                TC_UNROLL
-                for (int n = 0; n < TC_SUBTILES; n++) {
-                    if (n < first || n >= end) continue;
-                    tc_b_cols q_frag;
-                    wmma::load_matrix_sync(q_frag, Qs + n * 16 * LD + dt * 16, LD);
-                    wmma::mma_sync(s[n], k_frag, q_frag, s[n]);
-                }
-            }
-            TC_UNROLL
-            for (int n = 0; n < TC_SUBTILES; n++)
-                if (n >= first && n < end) wmma::store_matrix_sync(scratch + n * 16, s[n], FLD, wmma::mem_row_major);
-            TC_UNROLL
-            for (int n = 0; n < TC_SUBTILES; n++) wmma::fill_fragment(s[n], 0.0f);
-            TC_UNROLL
-            for (int dt = 0; dt < DT; dt++) {
-                tc_a_rows v_frag;
-                wmma::load_matrix_sync(v_frag, Vb + warp * TC_WARP_ROWS * LD + dt * 16, LD);
-                TC_UNROLL
-                for (int n = 0; n < TC_SUBTILES; n++) {
-                    if (n < first || n >= end) continue;
-                    tc_b_cols do_frag;
-                    wmma::load_matrix_sync(do_frag, dOs + n * 16 * LD + dt * 16, LD);
-                    wmma::mma_sync(s[n], v_frag, do_frag, s[n]);
-                }
-            }
-            TC_UNROLL
-            for (int n = 0; n < TC_SUBTILES; n++)
-                if (n >= first && n < end)
-                    wmma::store_matrix_sync(dPs + n * 16, s[n], TC_SCORE_LD, wmma::mem_row_major);
+            /* S^T = K Q^T and dP^T = V dO^T for the warp's keys */
+            tc_warp_products<DT>(scratch, FLD, Kb + warp * TC_WARP_ROWS * LD, Qs, LD, first, end);
+            tc_warp_products<DT>(dPs, TC_SCORE_LD, Vb + warp * TC_WARP_ROWS * LD, dOs, LD, first, end);
             __syncwarp();
             /* P^T and dS^T (without the 1/sqrt(D), which dK takes at the end). */
             for (int i = 0; i < WARP; i++) {
