@@ -205,6 +205,53 @@ __device__ void tc_store_rows(egrc_bf16 *dst, size_t stride, int valid_rows, tc_
     }
 }
 
+/* acc(16 x D) += a(16 x 16k) b(16k x D) over the first `subtiles` 16-row
+ * subtiles k of the streamed tile: a is a warp's P or dS tile (leading
+ * dimension TC_P_LD), b the tile's values or keys (leading dimension ld). */
+template <int DT>
+__device__ void tc_accumulate_product(tc_acc (&acc)[DT], const egrc_bf16 *a, const egrc_bf16 *b, int ld,
+                                      int subtiles) {
+    TC_UNROLL
+    for (int kt = 0; kt < TC_SUBTILES; kt++) {
+        if (kt >= subtiles) continue;
+        tc_a_rows a_frag;
+        wmma::load_matrix_sync(a_frag, a + kt * 16, TC_P_LD);
+        TC_UNROLL
+        for (int dt = 0; dt < DT; dt++) {
+            tc_b_rows b_frag;
+            wmma::load_matrix_sync(b_frag, b + kt * 16 * ld + dt * 16, ld);
+            wmma::mma_sync(acc[dt], a_frag, b_frag, acc[dt]);
+        }
+    }
+}
+
+/* out(16 x 16n) = rows(16 x D) tile(16n x D)^T for the 16-row subtiles n of
+ * the streamed tile in [first, end), the others left as they are: one
+ * warp's products against a tile of TC_TILE rows, stored row-major with
+ * leading dimension out_ld. rows and tile have leading dimension ld. */
+template <int DT>
+__device__ void tc_warp_products(float *out, int out_ld, const egrc_bf16 *rows, const egrc_bf16 *tile, int ld,
+                                 int first, int end) {
+    tc_acc s[TC_SUBTILES];
+    TC_UNROLL
+    for (int n = 0; n < TC_SUBTILES; n++) wmma::fill_fragment(s[n], 0.0f);
+    TC_UNROLL
+    for (int dt = 0; dt < DT; dt++) {
+        tc_a_rows a_frag;
+        wmma::load_matrix_sync(a_frag, rows + dt * 16, ld);
+        TC_UNROLL
+        for (int n = 0; n < TC_SUBTILES; n++) {
+            if (n < first || n >= end) continue;
+            tc_b_cols b_frag;
+            wmma::load_matrix_sync(b_frag, tile + n * 16 * ld + dt * 16, ld);
+            wmma::mma_sync(s[n], a_frag, b_frag, s[n]);
+        }
+    }
+    TC_UNROLL
+    for (int n = 0; n < TC_SUBTILES; n++)
+        if (n >= first && n < end) wmma::store_matrix_sync(out + n * 16, s[n], out_ld, wmma::mem_row_major);
+}
+
 /* Key subtiles of the tile at k0 that some query of the warp (first query
  * q_first, 16 of them) may see, and that hold keys (`keys` of them): later
  * subtiles are all masked, and the warp skips their products. */
@@ -293,18 +340,7 @@ __global__ void __launch_bounds__(TC_THREADS)
         l += sum + egrc_shfl_xor(sum, 1);
         if (rescale) tc_scale_rows<DT>(o_frag, scratch, alpha);
         __syncwarp(); /* P is complete */
-        TC_UNROLL
-        for (int kt = 0; kt < TC_SUBTILES; kt++) {
-            if (kt >= subtiles) continue;
-            tc_a_rows p_frag;
-            wmma::load_matrix_sync(p_frag, Ps + kt * 16, TC_P_LD);
-            TC_UNROLL
-            for (int dt = 0; dt < DT; dt++) {
-                tc_b_rows v_frag;
-                wmma::load_matrix_sync(v_frag, Vs + kt * 16 * LD + dt * 16, LD);
-                wmma::mma_sync(o_frag[dt], p_frag, v_frag, o_frag[dt]);
-            }
-        }
+        tc_accumulate_product<DT>(o_frag, Ps, Vs, LD, subtiles); /* O += P V */
     }
     /* Padding rows (q_row >= T) saw keys too, with zero queries: finite, never stored. */
     tc_store_rows<DT>(out + ((size_t)b * T + warp_q) * H * D + (size_t)h * D, (size_t)H * D, T - warp_q, o_frag,
@@ -400,52 +436,12 @@ __global__ void __launch_bounds__(TC_THREADS)
             dSs[row * TC_P_LD + c] = egrc_float_to_bf16(ds);
         }
         __syncwarp();
-        TC_UNROLL
-        for (int kt = 0; kt < TC_SUBTILES; kt++) {
-            if (kt >= subtiles) continue;
-            tc_a_rows ds_frag;
-            wmma::load_matrix_sync(ds_frag, dSs + kt * 16, TC_P_LD);
-            TC_UNROLL
-            for (int dt = 0; dt < DT; dt++) {
-                tc_b_rows k_frag;
-                wmma::load_matrix_sync(k_frag, Ks + kt * 16 * LD + dt * 16, LD);
-                wmma::mma_sync(dq_frag[dt], ds_frag, k_frag, dq_frag[dt]);
-            }
-        }
+        tc_accumulate_product<DT>(dq_frag, dSs, Ks, LD, subtiles); /* dQ += dS K */
     }
     tc_store_rows<DT>(dqkv + ((size_t)b * T + warp_q) * stride + (size_t)h * D, stride, T - warp_q, dq_frag, scratch,
                       scale);
 #endif
 }
-
-#ifdef EGRC_GPU_TENSOR_CORES
-/* out(16 x 16n) = rows(16 x D) tile(16n x D)^T for the 16-row subtiles n of
- * the streamed tile in [first, end), the others left as they are: one
- * warp's products against a tile of TC_TILE rows, stored row-major with
- * leading dimension out_ld. rows and tile have leading dimension ld. */
-template <int DT>
-__device__ void tc_warp_products(float *out, int out_ld, const egrc_bf16 *rows, const egrc_bf16 *tile, int ld,
-                                 int first, int end) {
-    tc_acc s[TC_SUBTILES];
-    TC_UNROLL
-    for (int n = 0; n < TC_SUBTILES; n++) wmma::fill_fragment(s[n], 0.0f);
-    TC_UNROLL
-    for (int dt = 0; dt < DT; dt++) {
-        tc_a_rows a_frag;
-        wmma::load_matrix_sync(a_frag, rows + dt * 16, ld);
-        TC_UNROLL
-        for (int n = 0; n < TC_SUBTILES; n++) {
-            if (n < first || n >= end) continue;
-            tc_b_cols b_frag;
-            wmma::load_matrix_sync(b_frag, tile + n * 16 * ld + dt * 16, ld);
-            wmma::mma_sync(s[n], a_frag, b_frag, s[n]);
-        }
-    }
-    TC_UNROLL
-    for (int n = 0; n < TC_SUBTILES; n++)
-        if (n >= first && n < end) wmma::store_matrix_sync(out + n * 16, s[n], out_ld, wmma::mem_row_major);
-}
-#endif
 
 /* dK, dV: grid (key blocks, KV, B). Rows are keys; the loop runs over the
  * group's query heads, then the query tiles from the block's first key on
