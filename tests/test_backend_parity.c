@@ -19,9 +19,9 @@
  * tolerances below. The conversion to bf16 must round to nearest even, bit
  * for bit. With EGRC_GPU_DTYPE set by the caller only that mode runs.
  *
- * The CUDA plugin's GEMMs run on cuBLASLt; its linear layers and models run
- * a second time on the tiled GEMM kernel (EGRC_GPU_GEMM=tiled), which is the
- * HIP plugin's. With EGRC_GPU_GEMM set by the caller, every backend uses
+ * The CUDA plugin's GEMMs run on cuBLASLt (gpuemu's on its emulation); its
+ * linear layers, models and training run a second time on the tiled GEMM
+ * kernel (EGRC_GPU_GEMM=tiled), which is the HIP plugin's. With EGRC_GPU_GEMM set by the caller, every backend uses
  * that engine throughout and the second pass is left out.
  *
  * Without any such device the test says why for each backend and exits 77,
@@ -191,7 +191,7 @@ static void compare_host(const char *what, const float *got, const float *want, 
     }
     double rel = max_ref > 0.0 ? max_err / max_ref : max_err;
     int ok = rel <= tolerance;
-    printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, rel, tolerance, ok ? "ok" : "FAIL");
+    printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, rel, tolerance, ok ? "ok" : "FAIL");
     CHECK_MSG(ok, "%s: %s: max rel err %.3g > %.1g", label, what, rel, tolerance);
 }
 
@@ -543,7 +543,7 @@ static void test_sample(int N, int V) {
     const int ok = j.failures == 0 && j.differ_near_boundary * 20 <= j.rows;
     char what[96];
     snprintf(what, sizeof what, "sample %dx%d (%d near a CDF boundary)", N, V, j.differ_near_boundary);
-    printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, j.worst_stat, JUDGE_STAT_TOL, ok ? "ok" : "FAIL");
+    printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, j.worst_stat, JUDGE_STAT_TOL, ok ? "ok" : "FAIL");
     CHECK_MSG(ok, "%s: %s: %d of %d rows wrong", label, what, j.failures, j.rows);
     egrc_sampler_free(&sampler);
     free(order);
@@ -670,7 +670,7 @@ static void test_conversion(void) {
     }
     char what[96];
     snprintf(what, sizeof what, "to_act + to_f32 bit-exact (%d values, %zu wrong)", COUNT, wrong);
-    printf("%-16s %-52s %10s %8s  %s\n", label, what, "", "exact", wrong ? "FAIL" : "ok");
+    printf("%-17s %-52s %10s %8s  %s\n", label, what, "", "exact", wrong ? "FAIL" : "ok");
     CHECK_MSG(wrong == 0, "%s: %zu values converted wrongly", label, wrong);
     free(bits);
     free(host);
@@ -723,7 +723,7 @@ static void compare_rollouts(egrc_model *m[2], const char *name, const int32_t *
         snprintf(what, sizeof what, "%s generate %s%s", name, variant ? "sampled" : "greedy",
                  bf16 ? ": valid" : ": same tokens");
         ok = sane && (bf16 || (same && worst <= 1e-4));
-        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, bf16 ? 0.0 : worst, 1e-4, ok ? "ok" : "FAIL");
+        printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, bf16 ? 0.0 : worst, 1e-4, ok ? "ok" : "FAIL");
         CHECK_MSG(ok, "%s: %s (tokens %s, statistics within %.3g, valid %d)", label, what, same ? "equal" : "differ",
                   worst, sane);
         for (int s = 0; s < 2; s++) egrc_rollout_free(&r[s]);
@@ -877,7 +877,7 @@ static void compare_grpo_step(const char *name) {
             /* relative to 1 + |want|: the KL is ~0 after a step from the reference */
             const double e = fabs((double)got[q] - want[q]) / (1.0 + fabs(want[q]));
             const int ok = e <= stat_tolerance;
-            printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, e, stat_tolerance, ok ? "ok" : "FAIL");
+            printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, e, stat_tolerance, ok ? "ok" : "FAIL");
             CHECK_MSG(ok, "%s: %s: %.6g against the CPU's %.6g", label, what, got[q], want[q]);
         }
         double worst = 0.0, diff2 = 0.0, update2 = 0.0;
@@ -892,7 +892,7 @@ static void compare_grpo_step(const char *name) {
         const double tolerance = bf16 ? BF16_UPDATE_TOLERANCE : FP32_UPDATE_TOLERANCE;
         snprintf(what, sizeof what, "%s grpo step weights (L2 of the update)", name);
         const int ok = whole <= tolerance && update2 > 0.0;
-        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, whole, tolerance, ok ? "ok" : "FAIL");
+        printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, whole, tolerance, ok ? "ok" : "FAIL");
         CHECK_MSG(ok, "%s: %s: %.3g > %.1g (largest single difference %.3g lr)", label, what, whole, tolerance,
                   worst);
         free(before);
@@ -946,7 +946,7 @@ static void compare_sft_run(const char *name) {
         char what[128];
         snprintf(what, sizeof what, "%s sft %d steps loss (%.2f -> %.2f)", name, STEPS, loss[0][0], loss[0][STEPS - 1]);
         const int ok = worst <= tolerance && falls;
-        printf("%-16s %-52s %10.2e %8.0e  %s\n", label, what, worst, tolerance, ok ? "ok" : "FAIL");
+        printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, worst, tolerance, ok ? "ok" : "FAIL");
         CHECK_MSG(ok, "%s: %s: worst step %.3g > %.1g, or the CPU loss fell by under 1 nat", label, what, worst,
                   tolerance);
     }
@@ -971,6 +971,7 @@ static void run_matmuls(void) {
     test_matmul(37, 70, 50, 0, 1);
     test_matmul(37, 70, 50, 1, 2);
     test_matmul(37, 70, 50, 4, 0);
+    test_matmul(37, 70, 50, 4, 2);     /* the vendor BLAS takes the weights, a kernel the bias */
     test_matmul(1, 64, 300, 0, 1);     /* a decode step */
     test_matmul(130, 67, 129, 3, 2);   /* every dimension past a 64-wide tile, with a tail */
     test_matmul(300, 768, 2304, 1, 1); /* a GPT-2 qkv projection's shape, misaligned weights */
@@ -1000,7 +1001,7 @@ static void run_all(void) {
     if (strcmp(side[1]->ops->name, "hip") != 0)
         test_attention(1, 40, 2, 1, 256);
     else
-        printf("%-10s %-52s skipped: wider than AMD's shared memory allows\n", label, "attention D256");
+        printf("%-17s %-52s skipped: wider than AMD's shared memory allows\n", label, "attention D256");
     test_activations();
     test_cross_entropy(6, 1000);
     test_cross_entropy(3, 50257);
@@ -1010,7 +1011,7 @@ static void run_all(void) {
         test_sample(56, 50257);
         test_sample(12, 151936); /* Qwen2's */
     } else {
-        printf("%-16s %-52s skipped: the backend samples on the host\n", label, "sample");
+        printf("%-17s %-52s skipped: the backend samples on the host\n", label, "sample");
     }
     test_decode(6, 2, 32);
     test_decode(4, 4, 16);
@@ -1041,14 +1042,15 @@ static int run_backend(const char *name, const char *report_as, void (*tests)(vo
 }
 
 /* Runs backend `name` in activation mode `dtype` (EGRC_GPU_DTYPE): every
- * test, then, on CUDA unless the caller chose a GEMM engine, the GEMMs and
- * models again on the tiled kernel. */
+ * test, then, on CUDA and on gpuemu (its emulation, cuBLASLt included)
+ * unless the caller chose a GEMM engine, the GEMMs, models and training
+ * again on the tiled kernel. */
 static int run_mode(const char *name, const char *dtype, int gemm_chosen) {
     char report_as[64];
     setenv("EGRC_GPU_DTYPE", dtype, 1);
     snprintf(report_as, sizeof report_as, "%s/%s", name, dtype);
     int ran = run_backend(name, report_as, run_all);
-    if (strcmp(name, "cuda") == 0 && !gemm_chosen) {
+    if ((strcmp(name, "cuda") == 0 || strcmp(name, "gpuemu") == 0) && !gemm_chosen) {
         setenv("EGRC_GPU_GEMM", "tiled", 1);
         snprintf(report_as, sizeof report_as, "%s+tiled/%s", name, dtype);
         run_backend(name, report_as, run_tiled_gemm);

@@ -1,8 +1,8 @@
 /* Linear layers, for both plugins, on one GEMM engine per open backend:
- * the vendor BLAS (cuBLASLt; rocBLAS where the machine has it), or the
- * project's tiled kernel (kernels/cuda/gemm.cu), which the HIP plugin uses
- * without rocBLAS, gpuemu always, and EGRC_GPU_GEMM=tiled anywhere (so the
- * kernel can be tested against cuBLASLt and the CPU on NVIDIA GPUs).
+ * the vendor BLAS (cuBLASLt, emulated on gpuemu; rocBLAS where the machine
+ * has it), or the project's tiled kernel (kernels/cuda/gemm.cu), which the
+ * HIP plugin uses without rocBLAS, and EGRC_GPU_GEMM=tiled anywhere (so the
+ * kernel can be tested against the vendor BLAS and the CPU).
  *
  * The contract is row-major; BLAS is column-major. A row-major (R,C) matrix
  * is the column-major (C,R) matrix with the same bytes, i.e. its transpose,

@@ -6,7 +6,9 @@
  * memory that lacks its __syncthreads sees NaN and the barrier cures it;
  * warp shuffles and ballots; the CUB sort; stream capture records launches
  * (arguments by value), copies and sets without running them and replays
- * them; calls a capture forbids fail and invalidate it.
+ * them; calls a capture forbids fail and invalidate it; the emulated
+ * cuBLASLt computes a transposed GEMM with bias exactly, refuses what
+ * cuBLASLt refuses, and is recorded by a capture.
  *
  * With an argument it runs one kernel that breaks a rule and must die with
  * a message (tests/gpuemu/CMakeLists.txt matches it): deadlock,
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include <cub/device/device_radix_sort.cuh>
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 static int failures = 0;
@@ -261,6 +264,109 @@ static void check_capture_rejects(void) {
 
 /* ---------------- rules broken: each must die ---------------- */
 
+#define LT_OK(call) CHECK((call) == CUBLAS_STATUS_SUCCESS)
+
+/* D(3x2) = op(A) B + C + bias with A stored transposed (4x3, ld 5), C = D in
+ * place; small integers, so fp32 gives the exact sums. */
+static void check_cublaslt(void) {
+    enum { M = 3, N = 2, K = 4, LDA = 5 };
+    float host_a[LDA * M], host_b[K * N], host_d[M * N], bias_host[M] = {100.0f, 200.0f, 300.0f};
+    for (int i = 0; i < LDA * M; i++) host_a[i] = (float)(i % 7 - 3);
+    for (int i = 0; i < K * N; i++) host_b[i] = (float)(i % 5 - 2);
+    for (int i = 0; i < M * N; i++) host_d[i] = (float)(i + 1);
+    float want[M * N];
+    for (int j = 0; j < N; j++)
+        for (int i = 0; i < M; i++) {
+            float sum = 0.0f;
+            for (int l = 0; l < K; l++) sum += host_a[l + i * LDA] * host_b[l + j * K];
+            want[i + j * M] = sum + host_d[i + j * M] + bias_host[i];
+        }
+    float *a = device_floats(LDA * M), *b = device_floats(K * N), *d = device_floats(M * N), *bias = device_floats(M);
+    CUDA_OK(cudaMemcpy(a, host_a, sizeof host_a, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(b, host_b, sizeof host_b, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(d, host_d, sizeof host_d, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(bias, bias_host, sizeof bias_host, cudaMemcpyHostToDevice));
+
+    cublasLtHandle_t lt;
+    LT_OK(cublasLtCreate(&lt));
+    cublasLtMatmulDesc_t desc;
+    LT_OK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const int32_t transpose = CUBLAS_OP_T;
+    const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
+    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    const int64_t wide_transpose = CUBLAS_OP_T; /* the documented int32_t, given in 8 bytes */
+    CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &wide_transpose, sizeof wide_transpose) ==
+          CUBLAS_STATUS_INVALID_VALUE);
+    cublasLtMatrixLayout_t la, lb, ld, short_ld;
+    LT_OK(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, K, M, LDA));
+    LT_OK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, K, N, K));
+    LT_OK(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, M, N, M));
+    LT_OK(cublasLtMatrixLayoutCreate(&short_ld, CUDA_R_32F, M, N, M - 1));
+    cublasLtMatmulPreference_t pref;
+    LT_OK(cublasLtMatmulPreferenceCreate(&pref));
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    LT_OK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, &result, &found));
+    CHECK(found == 1);
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, short_ld, short_ld, pref, 1, &result, &found) ==
+          CUBLAS_STATUS_INVALID_VALUE);
+    LT_OK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, &result, &found));
+
+    /* Captured: runs at each replay, not at the capture. */
+    cudaStream_t stream;
+    CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    const float one = 1.0f;
+    CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    LT_OK(cublasLtMatmul(lt, desc, &one, a, la, b, lb, &one, d, ld, d, ld, &result.algo, nullptr, 0, stream));
+    cudaGraph_t graph;
+    CUDA_OK(cudaStreamEndCapture(stream, &graph));
+    float got[M * N];
+    CUDA_OK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost));
+    CHECK(memcmp(got, host_d, sizeof got) == 0);
+    cudaGraphExec_t exec;
+    CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+    CUDA_OK(cudaGraphLaunch(exec, stream));
+    CUDA_OK(cudaStreamSynchronize(stream));
+    CUDA_OK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost));
+    CHECK(memcmp(got, want, sizeof got) == 0);
+
+    /* An algorithm serves only its own problem; pointers keep the promise
+     * (B, 16-byte columns, was promised 256 bytes: 16 usable). */
+    cublasLtMatrixLayout_t lb_wide;
+    LT_OK(cublasLtMatrixLayoutCreate(&lb_wide, CUDA_R_32F, K, N, K + 1));
+    float *b_wide = device_floats((K + 1) * N);
+    CHECK(cublasLtMatmul(lt, desc, &one, a, la, b_wide, lb_wide, &one, d, ld, d, ld, &result.algo, nullptr, 0,
+                         stream) == CUBLAS_STATUS_INVALID_VALUE);
+    CHECK(cublasLtMatmul(lt, desc, &one, a, la, b + 1, lb, &one, d, ld, d, ld, &result.algo, nullptr, 0, stream) ==
+          CUBLAS_STATUS_NOT_SUPPORTED);
+
+    /* bf16 operands promised only 2-byte alignment: no algorithm. */
+    cublasLtMatrixLayout_t la16, lb16;
+    LT_OK(cublasLtMatrixLayoutCreate(&la16, CUDA_R_16BF, K, M, LDA));
+    LT_OK(cublasLtMatrixLayoutCreate(&lb16, CUDA_R_16BF, K, N, K));
+    const uint32_t two_bytes = 2;
+    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &two_bytes,
+                                               sizeof two_bytes));
+    const uint32_t no_epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &no_epilogue, sizeof no_epilogue));
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la16, lb16, ld, ld, pref, 1, &result, &found) ==
+              CUBLAS_STATUS_NOT_SUPPORTED &&
+          found == 0);
+
+    CUDA_OK(cudaGraphExecDestroy(exec));
+    CUDA_OK(cudaGraphDestroy(graph));
+    CUDA_OK(cudaStreamDestroy(stream));
+    cublasLtMatrixLayout_t layouts[] = {la, lb, ld, short_ld, lb_wide, la16, lb16};
+    for (cublasLtMatrixLayout_t layout : layouts) LT_OK(cublasLtMatrixLayoutDestroy(layout));
+    LT_OK(cublasLtMatmulPreferenceDestroy(pref));
+    LT_OK(cublasLtMatmulDescDestroy(desc));
+    LT_OK(cublasLtDestroy(lt));
+    float *buffers[] = {a, b, d, bias, b_wide};
+    for (float *buffer : buffers) CUDA_OK(cudaFree(buffer));
+}
+
 static int break_rule(const char *rule) {
     float *out = device_floats(64);
     if (strcmp(rule, "deadlock") == 0) deadlock_kernel<<<1, 32>>>(out);
@@ -291,6 +397,7 @@ int main(int argc, char **argv) {
     check_sort();
     check_capture();
     check_capture_rejects();
+    check_cublaslt();
     if (failures) fprintf(stderr, "test_emulator: %d checks failed\n", failures);
     else printf("test_emulator: ok\n");
     return failures ? 1 : 0;
