@@ -29,7 +29,18 @@
  * allocation, and a bucket met only once costs no capture. The second
  * step at that bucket captures and launches; later ones replay. A graph
  * the backend reports stale (its scratch moved) is dropped, and its bucket
- * starts over. Graphs live with the decoder, i.e. one egrc_generate call. */
+ * starts over.
+ *
+ * Graphs live with the decoder, and a decoder that captures stays on the
+ * model after egrc_generate returns (m->rollout_decoder): an RL loop calls
+ * it once per step, and recapturing every bucket each time would cost a
+ * few ms per rollout, a large share of a small model's. The next call
+ * reuses it when its rows and positions fit, else replaces it with one
+ * that fits both the old and the new shape (evaluation and RL rollouts
+ * alternate). What its graphs point at stays valid in between: its own
+ * buffers, the model's compute weights (allocated once, updated in place)
+ * and the backend's scratch and RoPE table, whose moves make graphs stale.
+ * Nothing is kept without graphs (the CPU), where there is nothing to gain. */
 #include "generate.h"
 
 #include <stdlib.h>
@@ -518,6 +529,24 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A rollout decoder of at least n slots of len positions: the one kept on
+ * the model (top of the file) if it fits, else a new one, grown to the kept
+ * one's shape too. Either way the model keeps none until the call ends. */
+static egrc_decoder *rollout_decoder(egrc_model *m, int n, int len, int device_sampling, egrc_error *err) {
+    egrc_decoder *kept = m->rollout_decoder;
+    m->rollout_decoder = NULL;
+    if (kept && kept->max_seqs >= n && kept->max_len >= len && kept->device_sampling == device_sampling) {
+        kept->graph_steps = 0;
+        return kept;
+    }
+    if (kept) {
+        if (kept->max_seqs > n) n = kept->max_seqs;
+        if (kept->max_len > len) len = kept->max_len;
+        egrc_decoder_free(kept);
+    }
+    return decoder_create(m, n, len, device_sampling, err);
+}
+
 /* Per-sequence sampling state, allocated once per egrc_generate call. */
 typedef struct gen_state {
     egrc_sampler *samplers;       /* host sampling only (no sample op): one per sequence */
@@ -619,7 +648,7 @@ int egrc_generate(egrc_model *m, const int32_t *prompts, const int *prompt_lens,
     }
     /* The last sampled token is never fed back, so the cache needs one position less. */
     const int device_sampling = m->be->ops->sample != NULL;
-    egrc_decoder *d = decoder_create(m, n_prompts, max_prompt + max_new - 1, device_sampling, err);
+    egrc_decoder *d = rollout_decoder(m, n_prompts, max_prompt + max_new - 1, device_sampling, err);
     gen_state g = {0};
     const size_t n = (size_t)n_prompts;
     g.samplers = calloc(n, sizeof *g.samplers);
@@ -678,7 +707,14 @@ int egrc_generate(egrc_model *m, const int32_t *prompts, const int *prompt_lens,
     rc = 0;
 done:
     gen_state_free(&g, n_prompts);
-    egrc_decoder_free(d);
+    /* Kept for the next call while it captures; after an error its state is unknown. */
+    if (rc == 0 && d->pad_rows && !d->graphs_off) m->rollout_decoder = d;
+    else egrc_decoder_free(d);
     if (rc) egrc_rollout_free(out);
     return rc;
+}
+
+void egrc_generate_release(egrc_model *m) {
+    egrc_decoder_free(m->rollout_decoder);
+    m->rollout_decoder = NULL;
 }

@@ -98,5 +98,11 @@ int egrc_rollout_batch(const egrc_rollout *r, int first, int count, const unsign
  * prompt plus max_new_tokens must fit the model's learned positions. */
 int egrc_generate(egrc_model *m, const int32_t *prompts, const int *prompt_lens, int n_prompts, int prompt_stride,
                   const egrc_sampling_config *cfg, egrc_rollout *out, egrc_error *err);
+/* On a backend that captures graphs, egrc_generate keeps its decoder (KV
+ * cache, decode buffers, graphs) on the model for the next call, which
+ * reuses it when the rows and positions fit: an RL loop then captures its
+ * decode steps once, not once per rollout. This frees it (egrc_model_free
+ * does too); the next call builds a new one. */
+void egrc_generate_release(egrc_model *m);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "generate.h"
 #include "rng.h"
 
 /* Appends a tensor to the layout and returns its offset. */
@@ -110,6 +111,7 @@ static void free_activations(egrc_model *m) {
 void egrc_model_free(egrc_model *m) {
     if (!m) return;
     egrc_backend *be = m->be;
+    egrc_generate_release(m);
     free_activations(m);
     if (m->params_compute && m->params_compute != m->params) be->ops->free(be, m->params_compute);
     if (m->params) be->ops->free(be, m->params);

@@ -90,6 +90,10 @@ typedef struct egrc_model {
     /* Bookkeeping of the last forward. */
     int last_B, last_T, last_valid_targets, last_has_targets;
     float *host_losses; /* (N) staging for the loss download */
+
+    /* The rollout decoder kept between egrc_generate calls, with its KV
+     * cache and captured graphs (core/generate.c); NULL when none is kept. */
+    struct egrc_decoder *rollout_decoder;
 } egrc_model;
 
 /* Creates a model with zeroed parameters (gradients zeroed too). */

@@ -580,6 +580,16 @@ static void rec_graph_free(egrc_backend *b, egrc_graph *g) {
     free(g);
 }
 
+/* Bit for bit the same rollouts (same n, budget and stride). */
+static int same_rollouts(const egrc_rollout *want, const egrc_rollout *got) {
+    const size_t per = (size_t)want->n * want->max_new;
+    return memcmp(want->tokens, got->tokens, (size_t)want->n * want->stride * sizeof(int32_t)) == 0 &&
+           memcmp(want->length, got->length, (size_t)want->n * sizeof(int)) == 0 &&
+           same_floats(want->logprob, got->logprob, per) && same_floats(want->entropy, got->entropy, per) &&
+           same_floats(want->sample_logprob, got->sample_logprob, per) &&
+           same_floats(want->sample_entropy, got->sample_entropy, per);
+}
+
 /* Rows that shrink through the buckets (stop tokens of the plain run, so
  * sequences end at different steps) under greedy and truncated sampling:
  * bit for bit the plain CPU backend's rollouts, with graphs declined
@@ -626,33 +636,46 @@ static void test_graph_steps_match_direct(const char *name) {
         CHECK_MSG(shrinks >= 2, "%s: only %d sequences stop early: the buckets are not exercised", name, shrinks);
         const char *modes[] = {"declined", "replayed", "replayed, going stale"};
         for (int mode = 0; mode < 3; mode++) {
+            egrc_generate_release(m); /* each mode starts from no decoder and no graphs */
+            CHECK(fake.live == 0);
             fake.decline = mode == 0;
             fake.stale_every = mode == 2 ? 3 : 0;
             fake.captures = fake.launches = fake.violations = 0;
             egrc_rollout got;
             if (generate(m, prompts, lens, N, &cfg, &got)) continue;
-            const size_t per = (size_t)N * B;
-            const int same = memcmp(want.tokens, got.tokens, (size_t)N * want.stride * sizeof(int32_t)) == 0 &&
-                             memcmp(want.length, got.length, N * sizeof(int)) == 0 &&
-                             same_floats(want.logprob, got.logprob, per) &&
-                             same_floats(want.entropy, got.entropy, per) &&
-                             same_floats(want.sample_logprob, got.sample_logprob, per) &&
-                             same_floats(want.sample_entropy, got.sample_entropy, per);
-            CHECK_MSG(same, "%s variant %d, graphs %s: differs from the plain backend", name, variant, modes[mode]);
+            CHECK_MSG(same_rollouts(&want, &got), "%s variant %d, graphs %s: differs from the plain backend", name,
+                      variant, modes[mode]);
             CHECK_MSG(fake.violations == 0, "%s, graphs %s: %d calls that cannot be captured", name, modes[mode],
                       fake.violations);
-            CHECK(fake.live == 0 && !fake.capturing);
+            CHECK(!fake.capturing);
             CHECK(got.graph_steps == fake.launches);
+            /* the model keeps the decoder, and with it the live graphs, only while graphs are on */
+            CHECK((m->rollout_decoder != NULL) == (mode != 0) && (fake.live > 0) == (mode != 0));
             if (mode == 0) CHECK(fake.captures == 0 && got.graph_steps == 0);
             else CHECK_MSG(fake.captures >= 1 && got.graph_steps > got.decode_steps / 2,
                            "%s, graphs %s: %d captures, %d of %d steps replayed", name, modes[mode], fake.captures,
                            got.graph_steps, got.decode_steps);
             if (mode == 2) CHECK(fake.captures >= 2);
             egrc_rollout_free(&got);
+            if (mode != 1) continue;
+            /* Later calls reuse the kept decoder. The second meets every bucket
+             * of the first captured or warmed, so every step replays a graph;
+             * the third has a graph for every bucket, so it captures nothing. */
+            for (int call = 2; call <= 3; call++) {
+                const int captures_before = fake.captures;
+                if (generate(m, prompts, lens, N, &cfg, &got)) break;
+                CHECK_MSG(same_rollouts(&want, &got), "%s variant %d: call %d differs", name, variant, call);
+                CHECK_MSG(got.graph_steps == got.decode_steps, "%s variant %d: call %d replays %d of %d steps", name,
+                          variant, call, got.graph_steps, got.decode_steps);
+                if (call == 3) CHECK(fake.captures == captures_before);
+                CHECK(fake.violations == 0);
+                egrc_rollout_free(&got);
+            }
         }
         egrc_rollout_free(&want);
     }
     egrc_model_free(m);
+    CHECK(fake.live == 0); /* freeing the model freed its decoder's graphs */
     egrc_model_free(plain);
 }
 
