@@ -432,8 +432,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
     problem p;
     const cublasStatus_t status = describe(call, desc, a, b, c, d, &p);
     if (status) return status;
-    cublasLtMatmulHeuristicResult_t result;
-    memset(&result, 0, sizeof result);
+    cublasLtMatmulHeuristicResult_t result = {};
     /* cuBLASLt says NOT_SUPPORTED, without a message, when nothing fits. */
     if (!find_algorithm(p, preference->alignment, &result.algo)) return CUBLAS_STATUS_NOT_SUPPORTED;
     result.state = CUBLAS_STATUS_SUCCESS;
