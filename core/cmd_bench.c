@@ -269,6 +269,8 @@ static int bench_generate(int argc, char **argv) {
         goto done;
     }
     egrc_rollout_free(&r);
+    /* The timed call builds its own decoder, captures included, as the first rollout of a run does. */
+    egrc_generate_release(m);
     cfg.max_new_tokens = (int)new_tokens;
     if (egrc_generate(m, prompts, lens, (int)B, (int)P, &cfg, &r, &err)) {
         code = egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);

@@ -35,9 +35,12 @@
  * model after egrc_generate returns (m->rollout_decoder): an RL loop calls
  * it once per step, and recapturing every bucket each time would cost a
  * few ms per rollout, a large share of a small model's. The next call
- * reuses it when its rows and positions fit, else replaces it with one
- * that fits both the old and the new shape (evaluation and RL rollouts
- * alternate). What its graphs point at stays valid in between: its own
+ * reuses it when its rows and positions fit, else replaces it with one of
+ * exactly the new shape (a decoder grown to fit every shape seen could
+ * outgrow the memory either shape alone needs). Buckets stop at the call's
+ * own row count, not the decoder's, so a call pads its rows as a fresh
+ * decoder would, and results never depend on earlier calls. What its
+ * graphs point at stays valid in between: its own
  * buffers, the model's compute weights (allocated once, updated in place)
  * and the backend's scratch and RoPE table, whose moves make graphs stale.
  * Nothing is kept without graphs (the CPU), where there is nothing to gain. */
@@ -58,6 +61,7 @@ struct egrc_decoder {
      * pad_rows: the backend has graph ops, and the cache a spare slot
      * (number max_seqs) for padding rows; graphs_off: graph_begin declined. */
     int pad_rows, graphs_off;
+    int call_rows;         /* rows of the current egrc_generate call: the largest bucket */
     egrc_graph **graphs;   /* (max_seqs + 1), by row count: that step's graph or NULL */
     unsigned char *warmed; /* (max_seqs + 1), by row count: a step has run directly */
     int graph_steps;       /* steps replayed from a graph */
@@ -186,6 +190,7 @@ static egrc_decoder *decoder_create(egrc_model *m, int max_seqs, int max_len, in
     d->device_sampling = device_sampling;
     d->pad_rows = device_sampling && m->be->ops->graph_begin != NULL;
     d->max_seqs = max_seqs;
+    d->call_rows = max_seqs;
     d->max_len = max_len;
     const size_t S = (size_t)max_seqs, SL = S * (size_t)max_len, V = (size_t)c->vocab_size;
     d->k_cache = calloc((size_t)c->n_layer, sizeof *d->k_cache);
@@ -384,7 +389,7 @@ static int step_rows(const egrc_decoder *d, int n) {
     if (!d->pad_rows) return n;
     int rows = 1;
     while (rows < n) rows *= 2;
-    return rows < d->max_seqs ? rows : d->max_seqs;
+    return rows < d->call_rows ? rows : d->call_rows;
 }
 
 /* Everything a rollout step runs on the device, from the staged inputs to the sample results. */
@@ -529,22 +534,20 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* A rollout decoder of at least n slots of len positions: the one kept on
- * the model (top of the file) if it fits, else a new one, grown to the kept
- * one's shape too. Either way the model keeps none until the call ends. */
+/* A rollout decoder for a call of n rows of up to len positions: the one
+ * kept on the model (top of the file) if it fits, else a new one of that
+ * shape. Either way the model keeps none until the call ends. */
 static egrc_decoder *rollout_decoder(egrc_model *m, int n, int len, int device_sampling, egrc_error *err) {
-    egrc_decoder *kept = m->rollout_decoder;
+    egrc_decoder *d = m->rollout_decoder;
     m->rollout_decoder = NULL;
-    if (kept && kept->max_seqs >= n && kept->max_len >= len && kept->device_sampling == device_sampling) {
-        kept->graph_steps = 0;
-        return kept;
+    if (!d || d->max_seqs < n || d->max_len < len || d->device_sampling != device_sampling) {
+        egrc_decoder_free(d);
+        d = decoder_create(m, n, len, device_sampling, err);
+        if (!d) return NULL;
     }
-    if (kept) {
-        if (kept->max_seqs > n) n = kept->max_seqs;
-        if (kept->max_len > len) len = kept->max_len;
-        egrc_decoder_free(kept);
-    }
-    return decoder_create(m, n, len, device_sampling, err);
+    d->call_rows = n;
+    d->graph_steps = 0;
+    return d;
 }
 
 /* Per-sequence sampling state, allocated once per egrc_generate call. */

@@ -70,10 +70,12 @@ int32_t egrc_tok_strmap_get(const egrc_tok_strmap *m, const char *key, size_t le
     }
 }
 
-/* Copies key into the arena; offsets stay valid when the arena moves. */
+/* Copies key into the arena; offsets stay valid when the arena moves. The
+ * arena exists once any key does, an empty one too, so that arena + off
+ * always points into it. */
 static int arena_add(egrc_tok_strmap *m, const char *key, size_t len, uint32_t *off) {
     if (len > UINT32_MAX || m->arena_len > UINT32_MAX - len) return -1;
-    if (m->arena_len + len > m->arena_cap) {
+    if (!m->arena || m->arena_len + len > m->arena_cap) {
         size_t cap = m->arena_cap ? m->arena_cap : 4096;
         while (cap < m->arena_len + len) cap *= 2;
         char *p = realloc(m->arena, cap);

@@ -366,6 +366,7 @@ static struct {
     unsigned generation; /* what graphs point at, as the GPU backends' memory_generation */
     recorded *rec;       /* the open capture */
     int n_rec, capturing, violations, captures, launches, live;
+    int most_sampled_rows; /* the most rows one sample op ran, captured or not */
 } fake;
 
 static recorded *record(recorded_op op) {
@@ -484,6 +485,7 @@ static void rec_gelu(egrc_backend *b, void *out, const void *inp, size_t n) {
 
 static void rec_sample(egrc_backend *b, egrc_sample_result *out, const void *logits, const egrc_sample_request *req,
                        int N, int V) {
+    if (N > fake.most_sampled_rows) fake.most_sampled_rows = N;
     if (!fake.capturing) {
         fake.cpu->sample(b, out, logits, req, N, V);
         return;
@@ -613,10 +615,11 @@ static void test_graph_steps_match_direct(const char *name) {
     egrc_model *m = test_load_fixture(&graph_be, name);
     CHECK(m != NULL);
     enum { N = 5, B = 12 };
-    int32_t prompts[N * PSTRIDE];
-    int lens[N];
+    int32_t prompts[2 * N * PSTRIDE]; /* N prompts, then the same N again */
+    int lens[2 * N];
     random_tokens(prompts, N * PSTRIDE, plain->cfg.vocab_size, 31);
-    for (int i = 0; i < N; i++) lens[i] = plens[i % NP];
+    memcpy(prompts + N * PSTRIDE, prompts, N * PSTRIDE * sizeof *prompts);
+    for (int i = 0; i < 2 * N; i++) lens[i] = plens[i % N % NP];
     for (int variant = 0; m && variant < 2; variant++) {
         egrc_sampling_config cfg = egrc_sampling_defaults();
         cfg.max_new_tokens = B;
@@ -671,6 +674,16 @@ static void test_graph_steps_match_direct(const char *name) {
                 CHECK(fake.violations == 0);
                 egrc_rollout_free(&got);
             }
+            /* After a call of 2N rows, the kept decoder has room for 2N, yet an
+             * N-row call pads no step beyond N rows, as a fresh decoder would. */
+            if (generate(m, prompts, lens, 2 * N, &cfg, &got)) continue;
+            egrc_rollout_free(&got);
+            fake.most_sampled_rows = 0;
+            if (generate(m, prompts, lens, N, &cfg, &got)) continue;
+            CHECK_MSG(same_rollouts(&want, &got), "%s variant %d: N rows after 2N differ", name, variant);
+            CHECK_MSG(fake.most_sampled_rows == N, "%s variant %d: a step of %d rows in an N = %d call", name, variant,
+                      fake.most_sampled_rows, N);
+            egrc_rollout_free(&got);
         }
         egrc_rollout_free(&want);
     }

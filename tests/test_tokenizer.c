@@ -316,6 +316,20 @@ static void check_options(void) {
 #undef VOCAB
 }
 
+/* An empty token text, as a broken or hostile file may hold: the tokenizer
+ * loads, and the token decodes to nothing. (Its first version did pointer
+ * arithmetic on a null arena, which clang's UBSan reports: the fuzzer found
+ * it, and fuzz/regressions/tokenizer replays that input.) */
+static void check_empty_token(void) {
+    egrc_tokenizer *tok = tiny("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\": 0, \"a\": 1}, \"merges\": []}, "
+                               "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
+                               "\"decoder\": {\"type\": \"ByteLevel\"}}");
+    if (!tok) return;
+    check_encode(tok, "aa", 2, (const int32_t[]){1, 1}, 2, "beside an empty token");
+    check_decode(tok, (const int32_t[]){1, 0, 1}, 3, 1, "aa", "empty token decode");
+    egrc_tokenizer_free(tok);
+}
+
 int main(void) {
     egrc_error err = {{0}};
     egrc_tokenizer *tok = egrc_tokenizer_load(TOK_DIR "/tokenizer.json", &err);
@@ -334,5 +348,6 @@ int main(void) {
     if (reference) check_bad_files(reference, len);
     free(reference);
     check_options();
+    check_empty_token();
     return test_finish("test_tokenizer");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang and runs each for SECONDS (default
-# 30), seeded with the test fixtures. A crash leaves its input in the corpus
-# folder and fails the script.
+# 30), seeded with the test fixtures and with fuzz/regressions (inputs that
+# crashed a target once). A crash leaves its input in the build folder and
+# fails the script.
 set -euo pipefail
 seconds=${1:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,10 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/safetensors" "$work/tokenizer"
 find "$root/tests/data" -name '*.safetensors' -size -1M -exec cp {} "$work/safetensors/" \;
 cp "$root"/tests/data/tokenizer/*.json "$work/tokenizer/"
+# Inputs that once crashed a target, run first as seeds: a regression fails at once.
+for target in safetensors tokenizer; do
+  if [ -d "$root/fuzz/regressions/$target" ]; then cp "$root/fuzz/regressions/$target"/* "$work/$target/"; fi
+done
 for target in safetensors tokenizer; do
   fuzzer=$build/fuzz/fuzz_$target
   echo "fuzz_$target: ${seconds}s"

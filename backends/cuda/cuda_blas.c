@@ -27,6 +27,7 @@ typedef struct lt_shape {
     int trans_a, trans_b, m, n, k, lda, ldb, ldc, bias;
     int bf16_ab, bf16_d;                /* element types: bf16 (1) or fp32 (0) */
     unsigned align_a, align_b, align_c; /* bytes: cuBLASLt picks kernels by pointer alignment */
+    unsigned align_bias;                /* the bias's too (0: no bias) */
 } lt_shape;
 
 typedef struct lt_plan {
@@ -76,7 +77,9 @@ static void set_alignment(cublasLtMatmulPreference_t pref, cublasLtMatmulPrefere
     check_lt(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value), "cuBLASLt preference");
 }
 
-static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
+/* `bias` is one bias of the shape's alignment: the heuristic reads the bias
+ * pointer to learn how aligned biases will be. */
+static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s, const void *bias) {
     plan->shape = *s;
     const cudaDataType_t ab_type = s->bf16_ab ? CUDA_R_16BF : CUDA_R_32F, d_type = s->bf16_d ? CUDA_R_16BF : CUDA_R_32F;
     /* TF32 rounds fp32 operands; bf16 operands always multiply exactly in fp32. */
@@ -97,6 +100,8 @@ static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
                  "cuBLASLt descriptor");
         check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                                 sizeof bias_type),
+                 "cuBLASLt descriptor");
+        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
                  "cuBLASLt descriptor");
     }
     /* Stored shapes (rows x cols, column-major) before the transposes. */
@@ -137,7 +142,7 @@ static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
     plan->algo = result.algo;
 }
 
-static lt_plan *plan_for(lt_state *lt, const lt_shape *shape) {
+static lt_plan *plan_for(lt_state *lt, const lt_shape *shape, const void *bias) {
     for (int i = 0; i < lt->n_plans; i++)
         if (memcmp(&lt->plans[i].shape, shape, sizeof *shape) == 0) return &lt->plans[i];
     lt_plan *plan;
@@ -148,7 +153,7 @@ static lt_plan *plan_for(lt_state *lt, const lt_shape *shape) {
         lt->next_evicted = (lt->next_evicted + 1) % LT_PLANS;
         destroy_plan(plan);
     }
-    build_plan(lt, plan, shape);
+    build_plan(lt, plan, shape, bias);
     return plan;
 }
 
@@ -171,7 +176,8 @@ static void lt_gemm(gpu_state *st, const gpu_gemm *g) {
     shape.align_a = alignment(g->A);
     shape.align_b = alignment(g->B);
     shape.align_c = alignment(g->D);
-    lt_plan *plan = plan_for(lt, &shape);
+    shape.align_bias = bias ? alignment(bias) : 0;
+    lt_plan *plan = plan_for(lt, &shape, bias);
     if (plan->tiled) {
         gpu_tiled_gemm(st, g);
         return;

@@ -14,7 +14,9 @@
  *     D's; bf16 A/B with bf16 or fp32 D; fp32 A/B with fp32 D, the only
  *     types TF32 takes); a bias in D's type; the epilogues DEFAULT and BIAS;
  *   - an algorithm runs only the problem it was found for, and only on
- *     pointers as aligned as the preference promised (256 bytes unless set);
+ *     pointers as aligned as the preference promised (256 bytes unless set)
+ *     and on a bias as aligned as the bias pointer the heuristic saw (it
+ *     reads the pointer for that; a null pointer promises the most);
  *   - C and D the same buffer only with identical layouts; A, B and the
  *     bias never overlapping D; at run time, every range in live device
  *     memory.
@@ -162,25 +164,40 @@ uint32_t usable_alignment(uint32_t promised, int64_t ld, cudaDataType_t type) {
     return alignment;
 }
 
-/* An algorithm for *p at the promised alignments, or false if none. */
-bool find_algorithm(const problem &p, const uint32_t promised[matrices], cublasLtMatmulAlgo_t *algo) {
-    memset(algo, 0, sizeof *algo);
-    algo->data[0] = algo_mark;
-    algo->data[1] = p.fingerprint();
-    for (int i = 0; i < matrices; i++) {
-        const cudaDataType_t type = i < align_c ? p.ab_type : p.d_type;
-        const uint32_t usable = usable_alignment(promised[i], p.ld[i], type);
-        if (type == CUDA_R_16BF && usable < 4) return false;
-        algo->data[2 + i] = usable;
-    }
-    return true;
-}
-
 uint32_t pointer_alignment(const void *ptr) {
     const uintptr_t address = (uintptr_t)ptr;
     uint32_t alignment = default_alignment;
     while (alignment > 1 && address % alignment) alignment /= 2;
     return alignment;
+}
+
+/* Where an algorithm descriptor keeps what it was found for: the problem's
+ * fingerprint, then the alignment promised of A, B, C, D and the bias. */
+enum { algo_fingerprint = 1, algo_promises = 2, algo_bias_promise = algo_promises + matrices };
+
+/* An algorithm for *p under the promised alignments of A, B, C, D and of
+ * the descriptor's bias (its pointer's own: the heuristic reads the pointer
+ * for that, cuBLASLt says), or false if none. */
+bool find_algorithm(const problem &p, const uint32_t promised[matrices], const void *bias,
+                    cublasLtMatmulAlgo_t *algo) {
+    memset(algo, 0, sizeof *algo);
+    algo->data[0] = algo_mark;
+    algo->data[algo_fingerprint] = p.fingerprint();
+    for (int i = 0; i < matrices; i++) {
+        const cudaDataType_t type = i < align_c ? p.ab_type : p.d_type;
+        if (type == CUDA_R_16BF && usable_alignment(promised[i], p.ld[i], type) < 4) return false;
+        algo->data[algo_promises + i] = promised[i];
+    }
+    if (p.bias) {
+        const uint32_t bias_promise = pointer_alignment(bias); /* a null pointer promises the most */
+        if (bias_promise < bias_alignment) return false;
+        algo->data[algo_bias_promise] = bias_promise;
+    }
+    return true;
+}
+
+bool same_layout(const cublasLtMatrixLayoutOpaque_t *x, const cublasLtMatrixLayoutOpaque_t *y) {
+    return x->type == y->type && x->rows == y->rows && x->cols == y->cols && x->ld == y->ld;
 }
 
 size_t extent_bytes(const cublasLtMatrixLayoutOpaque_t *layout) {
@@ -434,7 +451,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
     if (status) return status;
     cublasLtMatmulHeuristicResult_t result = {};
     /* cuBLASLt says NOT_SUPPORTED, without a message, when nothing fits. */
-    if (!find_algorithm(p, preference->alignment, &result.algo)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (!find_algorithm(p, preference->alignment, desc->bias, &result.algo)) return CUBLAS_STATUS_NOT_SUPPORTED;
     result.state = CUBLAS_STATUS_SUCCESS;
     result.wavesCount = 1.0f;
     results[0] = result;
@@ -460,11 +477,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     if (!algo) {
         const uint32_t promised[matrices] = {default_alignment, default_alignment, default_alignment,
                                              default_alignment};
-        if (!find_algorithm(work.p, promised, &implicit))
+        if (!find_algorithm(work.p, promised, desc->bias, &implicit))
             return refuse(CUBLAS_STATUS_NOT_SUPPORTED, call, "no algorithm for this problem");
         algo = &implicit;
     }
-    if (algo->data[0] != algo_mark || algo->data[1] != work.p.fingerprint())
+    if (algo->data[0] != algo_mark || algo->data[algo_fingerprint] != work.p.fingerprint())
         return refuse(CUBLAS_STATUS_INVALID_VALUE, call,
                       "the algorithm was found for another problem (%lld x %lld x %lld, transposes %d/%d, types "
                       "%d/%d, lds %lld/%lld/%lld/%lld here)",
@@ -474,18 +491,20 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     const void *pointers[matrices] = {A, B, C, D};
     static const char *const names[matrices] = {"A", "B", "C", "D"};
     for (int i = 0; i < matrices; i++)
-        if (pointers[i] && pointer_alignment(pointers[i]) < algo->data[2 + i])
+        if (pointers[i] && pointer_alignment(pointers[i]) < algo->data[algo_promises + i])
             return refuse(CUBLAS_STATUS_NOT_SUPPORTED, call,
-                          "%s (%p) is aligned to %u bytes; the algorithm relies on %llu (the preference's promise, "
-                          "as far as the leading dimension keeps it)",
-                          names[i], pointers[i], pointer_alignment(pointers[i]), (unsigned long long)algo->data[2 + i]);
-    if (C == D && memcmp(c, d, sizeof *c) != 0)
+                          "%s (%p) is aligned to %u bytes; the algorithm was found under a promise of %llu",
+                          names[i], pointers[i], pointer_alignment(pointers[i]),
+                          (unsigned long long)algo->data[algo_promises + i]);
+    if (C == D && !same_layout(c, d))
         return refuse(CUBLAS_STATUS_INVALID_VALUE, call, "C is D in place, so its layout must be D's");
     if (work.p.bias) {
         if (!desc->bias) return refuse(CUBLAS_STATUS_INVALID_VALUE, call, "a BIAS epilogue without a bias pointer");
-        if (pointer_alignment(desc->bias) < bias_alignment)
-            return refuse(CUBLAS_STATUS_NOT_SUPPORTED, call, "the bias (%p) is aligned to %u bytes, not %u",
-                          desc->bias, pointer_alignment(desc->bias), bias_alignment);
+        if (pointer_alignment(desc->bias) < algo->data[algo_bias_promise])
+            return refuse(CUBLAS_STATUS_NOT_SUPPORTED, call,
+                          "the bias (%p) is aligned to %u bytes; the algorithm was found for a bias pointer aligned "
+                          "to %llu (the heuristic reads the bias pointer for its alignment)",
+                          desc->bias, pointer_alignment(desc->bias), (unsigned long long)algo->data[algo_bias_promise]);
     }
     if (workspace_bytes && !workspace)
         return refuse(CUBLAS_STATUS_INVALID_VALUE, call, "%zu workspace bytes at a null pointer", workspace_bytes);

@@ -333,13 +333,17 @@ static void check_cublaslt(void) {
     CHECK(memcmp(got, want, sizeof got) == 0);
 
     /* An algorithm serves only its own problem; pointers keep the promise
-     * (B, 16-byte columns, was promised 256 bytes: 16 usable). */
+     * (256 bytes by default), the bias that of the pointer the heuristic saw. */
     cublasLtMatrixLayout_t lb_wide;
     LT_OK(cublasLtMatrixLayoutCreate(&lb_wide, CUDA_R_32F, K, N, K + 1));
     float *b_wide = device_floats((K + 1) * N);
     CHECK(cublasLtMatmul(lt, desc, &one, a, la, b_wide, lb_wide, &one, d, ld, d, ld, &result.algo, nullptr, 0,
                          stream) == CUBLAS_STATUS_INVALID_VALUE);
     CHECK(cublasLtMatmul(lt, desc, &one, a, la, b + 1, lb, &one, d, ld, d, ld, &result.algo, nullptr, 0, stream) ==
+          CUBLAS_STATUS_NOT_SUPPORTED);
+    float *bias_16 = bias + 4; /* 16 bytes past the 256-byte aligned bias */
+    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_16, sizeof bias_16));
+    CHECK(cublasLtMatmul(lt, desc, &one, a, la, b, lb, &one, d, ld, d, ld, &result.algo, nullptr, 0, stream) ==
           CUBLAS_STATUS_NOT_SUPPORTED);
 
     /* bf16 operands promised only 2-byte alignment: no algorithm. */
