@@ -17,8 +17,8 @@
  * The number of active rows shrinks as sequences finish, and a graph is
  * fixed to one row count. Capturing every count (up to max_seqs of them,
  * each living a few steps) would cost more than it saves, so such a rollout
- * runs each step at a bucket of rows, the next power of two (at most
- * max_seqs): at most log2(max_seqs) + 1 graphs. The padding rows feed
+ * runs each step at a bucket of rows, the next power of two (at most the
+ * call's rows): at most log2(rows) + 2 graphs. The padding rows feed
  * token 0 at position 0 of the spare slot and sample greedily; they cost
  * little, as a small decode step is bound by reading the weights, not by
  * its rows, and their results are never read. Padding happens whether or

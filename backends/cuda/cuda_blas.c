@@ -27,7 +27,6 @@ typedef struct lt_shape {
     int trans_a, trans_b, m, n, k, lda, ldb, ldc, bias;
     int bf16_ab, bf16_d;                /* element types: bf16 (1) or fp32 (0) */
     unsigned align_a, align_b, align_c; /* bytes: cuBLASLt picks kernels by pointer alignment */
-    unsigned align_bias;                /* the bias's too (0: no bias) */
 } lt_shape;
 
 typedef struct lt_plan {
@@ -60,6 +59,11 @@ static unsigned alignment(const void *ptr) {
 /* The GEMM epilogue reads the bias with vector loads (observed to need 16
  * bytes on A100); other biases are added by a separate kernel. */
 #define BIAS_EPILOGUE_ALIGNMENT 16
+/* The heuristic reads the bias pointer's value (never what it points at) to
+ * learn how aligned biases will be, cuBLASLt documents. A plan serves every
+ * bias the epilogue takes, so it is chosen for this stand-in: an address of
+ * exactly the least alignment those biases have. */
+#define BIAS_ALIGNMENT_PROBE ((const void *)(uintptr_t)BIAS_EPILOGUE_ALIGNMENT)
 
 static void check_lt(cublasStatus_t status, const char *what) {
     if (status != CUBLAS_STATUS_SUCCESS) gpu_fatal("%s failed: %s", what, cublasLtGetStatusString(status));
@@ -77,9 +81,7 @@ static void set_alignment(cublasLtMatmulPreference_t pref, cublasLtMatmulPrefere
     check_lt(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value), "cuBLASLt preference");
 }
 
-/* `bias` is one bias of the shape's alignment: the heuristic reads the bias
- * pointer to learn how aligned biases will be. */
-static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s, const void *bias) {
+static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
     plan->shape = *s;
     const cudaDataType_t ab_type = s->bf16_ab ? CUDA_R_16BF : CUDA_R_32F, d_type = s->bf16_d ? CUDA_R_16BF : CUDA_R_32F;
     /* TF32 rounds fp32 operands; bf16 operands always multiply exactly in fp32. */
@@ -101,7 +103,8 @@ static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s, const voi
         check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                                 sizeof bias_type),
                  "cuBLASLt descriptor");
-        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+        const void *probe = BIAS_ALIGNMENT_PROBE;
+        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &probe, sizeof probe),
                  "cuBLASLt descriptor");
     }
     /* Stored shapes (rows x cols, column-major) before the transposes. */
@@ -142,7 +145,7 @@ static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s, const voi
     plan->algo = result.algo;
 }
 
-static lt_plan *plan_for(lt_state *lt, const lt_shape *shape, const void *bias) {
+static lt_plan *plan_for(lt_state *lt, const lt_shape *shape) {
     for (int i = 0; i < lt->n_plans; i++)
         if (memcmp(&lt->plans[i].shape, shape, sizeof *shape) == 0) return &lt->plans[i];
     lt_plan *plan;
@@ -153,7 +156,7 @@ static lt_plan *plan_for(lt_state *lt, const lt_shape *shape, const void *bias) 
         lt->next_evicted = (lt->next_evicted + 1) % LT_PLANS;
         destroy_plan(plan);
     }
-    build_plan(lt, plan, shape, bias);
+    build_plan(lt, plan, shape);
     return plan;
 }
 
@@ -176,8 +179,7 @@ static void lt_gemm(gpu_state *st, const gpu_gemm *g) {
     shape.align_a = alignment(g->A);
     shape.align_b = alignment(g->B);
     shape.align_c = alignment(g->D);
-    shape.align_bias = bias ? alignment(bias) : 0;
-    lt_plan *plan = plan_for(lt, &shape, bias);
+    lt_plan *plan = plan_for(lt, &shape);
     if (plan->tiled) {
         gpu_tiled_gemm(st, g);
         return;

@@ -186,7 +186,7 @@ bool find_algorithm(const problem &p, const uint32_t promised[matrices], const v
     for (int i = 0; i < matrices; i++) {
         const cudaDataType_t type = i < align_c ? p.ab_type : p.d_type;
         if (type == CUDA_R_16BF && usable_alignment(promised[i], p.ld[i], type) < 4) return false;
-        algo->data[algo_promises + i] = promised[i];
+        algo->data[algo_promises + i] = std::min(promised[i], default_alignment); /* what pointer_alignment measures */
     }
     if (p.bias) {
         const uint32_t bias_promise = pointer_alignment(bias); /* a null pointer promises the most */
