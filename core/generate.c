@@ -40,9 +40,9 @@
  * outgrow the memory either shape alone needs). Buckets stop at the call's
  * own row count, not the decoder's, so a call pads its rows as a fresh
  * decoder would, and results never depend on earlier calls. What its
- * graphs point at stays valid in between: its own
- * buffers, the model's compute weights (allocated once, updated in place)
- * and the backend's scratch and RoPE table, whose moves make graphs stale.
+ * graphs point at stays valid in between: its own buffers, the model's
+ * compute weights (allocated once, updated in place) and the backend's
+ * scratch and RoPE table, whose moves make graphs stale.
  * Nothing is kept without graphs (the CPU), where there is nothing to gain. */
 #include "generate.h"
 

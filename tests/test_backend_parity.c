@@ -21,8 +21,9 @@
  *
  * The CUDA plugin's GEMMs run on cuBLASLt (gpuemu's on its emulation); its
  * linear layers, models and training run a second time on the tiled GEMM
- * kernel (EGRC_GPU_GEMM=tiled), which is the HIP plugin's. With EGRC_GPU_GEMM set by the caller, every backend uses
- * that engine throughout and the second pass is left out.
+ * kernel (EGRC_GPU_GEMM=tiled), which is the HIP plugin's. With
+ * EGRC_GPU_GEMM set by the caller, every backend uses that engine throughout
+ * and the second pass is left out.
  *
  * Without any such device the test says why for each backend and exits 77,
  * which ctest reports as skipped. */
@@ -182,6 +183,17 @@ static float *fetch(const twin *t, int s) {
     return host;
 }
 
+/* A report row starts with the backend under test and the check. */
+#define ROW_START "%-17s %-52s "
+
+/* One report row: the check's error against its tolerance. */
+static void print_row(const char *what, double error, double tolerance, int ok) {
+    printf(ROW_START "%10.2e %8.0e  %s\n", label, what, error, tolerance, ok ? "ok" : "FAIL");
+}
+
+/* A report row for a check that was skipped (`why` says why). */
+static void print_skipped_row(const char *what, const char *why) { printf(ROW_START "skipped: %s\n", label, what, why); }
+
 static void compare_host(const char *what, const float *got, const float *want, size_t n, double tolerance) {
     double max_err = 0.0, max_ref = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -191,7 +203,7 @@ static void compare_host(const char *what, const float *got, const float *want, 
     }
     double rel = max_ref > 0.0 ? max_err / max_ref : max_err;
     int ok = rel <= tolerance;
-    printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, rel, tolerance, ok ? "ok" : "FAIL");
+    print_row(what, rel, tolerance, ok);
     CHECK_MSG(ok, "%s: %s: max rel err %.3g > %.1g", label, what, rel, tolerance);
 }
 
@@ -543,7 +555,7 @@ static void test_sample(int N, int V) {
     const int ok = j.failures == 0 && j.differ_near_boundary * 20 <= j.rows;
     char what[96];
     snprintf(what, sizeof what, "sample %dx%d (%d near a CDF boundary)", N, V, j.differ_near_boundary);
-    printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, j.worst_stat, JUDGE_STAT_TOL, ok ? "ok" : "FAIL");
+    print_row(what, j.worst_stat, JUDGE_STAT_TOL, ok);
     CHECK_MSG(ok, "%s: %s: %d of %d rows wrong", label, what, j.failures, j.rows);
     egrc_sampler_free(&sampler);
     free(order);
@@ -670,7 +682,7 @@ static void test_conversion(void) {
     }
     char what[96];
     snprintf(what, sizeof what, "to_act + to_f32 bit-exact (%d values, %zu wrong)", COUNT, wrong);
-    printf("%-17s %-52s %10s %8s  %s\n", label, what, "", "exact", wrong ? "FAIL" : "ok");
+    printf(ROW_START "%10s %8s  %s\n", label, what, "", "exact", wrong ? "FAIL" : "ok");
     CHECK_MSG(wrong == 0, "%s: %zu values converted wrongly", label, wrong);
     free(bits);
     free(host);
@@ -723,7 +735,7 @@ static void compare_rollouts(egrc_model *m[2], const char *name, const int32_t *
         snprintf(what, sizeof what, "%s generate %s%s", name, variant ? "sampled" : "greedy",
                  bf16 ? ": valid" : ": same tokens");
         ok = sane && (bf16 || (same && worst <= 1e-4));
-        printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, bf16 ? 0.0 : worst, 1e-4, ok ? "ok" : "FAIL");
+        print_row(what, bf16 ? 0.0 : worst, 1e-4, ok);
         CHECK_MSG(ok, "%s: %s (tokens %s, statistics within %.3g, valid %d)", label, what, same ? "equal" : "differ",
                   worst, sane);
         for (int s = 0; s < 2; s++) egrc_rollout_free(&r[s]);
@@ -877,7 +889,7 @@ static void compare_grpo_step(const char *name) {
             /* relative to 1 + |want|: the KL is ~0 after a step from the reference */
             const double e = fabs((double)got[q] - want[q]) / (1.0 + fabs(want[q]));
             const int ok = e <= stat_tolerance;
-            printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, e, stat_tolerance, ok ? "ok" : "FAIL");
+            print_row(what, e, stat_tolerance, ok);
             CHECK_MSG(ok, "%s: %s: %.6g against the CPU's %.6g", label, what, got[q], want[q]);
         }
         double worst = 0.0, diff2 = 0.0, update2 = 0.0;
@@ -892,7 +904,7 @@ static void compare_grpo_step(const char *name) {
         const double tolerance = bf16 ? BF16_UPDATE_TOLERANCE : FP32_UPDATE_TOLERANCE;
         snprintf(what, sizeof what, "%s grpo step weights (L2 of the update)", name);
         const int ok = whole <= tolerance && update2 > 0.0;
-        printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, whole, tolerance, ok ? "ok" : "FAIL");
+        print_row(what, whole, tolerance, ok);
         CHECK_MSG(ok, "%s: %s: %.3g > %.1g (largest single difference %.3g lr)", label, what, whole, tolerance,
                   worst);
         free(before);
@@ -946,7 +958,7 @@ static void compare_sft_run(const char *name) {
         char what[128];
         snprintf(what, sizeof what, "%s sft %d steps loss (%.2f -> %.2f)", name, STEPS, loss[0][0], loss[0][STEPS - 1]);
         const int ok = worst <= tolerance && falls;
-        printf("%-17s %-52s %10.2e %8.0e  %s\n", label, what, worst, tolerance, ok ? "ok" : "FAIL");
+        print_row(what, worst, tolerance, ok);
         CHECK_MSG(ok, "%s: %s: worst step %.3g > %.1g, or the CPU loss fell by under 1 nat", label, what, worst,
                   tolerance);
     }
@@ -1001,7 +1013,7 @@ static void run_all(void) {
     if (strcmp(side[1]->ops->name, "hip") != 0)
         test_attention(1, 40, 2, 1, 256);
     else
-        printf("%-17s %-52s skipped: wider than AMD's shared memory allows\n", label, "attention D256");
+        print_skipped_row("attention D256", "wider than AMD's shared memory allows");
     test_activations();
     test_cross_entropy(6, 1000);
     test_cross_entropy(3, 50257);
@@ -1011,7 +1023,7 @@ static void run_all(void) {
         test_sample(56, 50257);
         test_sample(12, 151936); /* Qwen2's */
     } else {
-        printf("%-17s %-52s skipped: the backend samples on the host\n", label, "sample");
+        print_skipped_row("sample", "the backend samples on the host");
     }
     test_decode(6, 2, 32);
     test_decode(4, 4, 16);
