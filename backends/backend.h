@@ -42,8 +42,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../core/error.h"
-#include "../core/safetensors.h" /* egrc_dtype */
+#include "../core/base/dtype.h"
+#include "../core/base/error.h"
+#include "../core/base/sampling.h" /* EGRC_GREEDY_TEMPERATURE */
 
 #define EGRC_BACKEND_ABI_VERSION 3
 #define EGRC_BACKEND_ENTRY_SYMBOL "egrc_backend_entry"
@@ -57,12 +58,9 @@ typedef struct egrc_graph egrc_graph;
  * since moved (see graph_launch). */
 #define EGRC_GRAPH_STALE 1
 
-/* At or below this temperature sampling is greedy (argmax, lowest id on ties). */
-#define EGRC_SAMPLE_GREEDY_TEMPERATURE 1e-5f
-
 /* One row's request to the `sample` op (a device array, one per row). */
 typedef struct egrc_sample_request {
-    float temperature; /* <= EGRC_SAMPLE_GREEDY_TEMPERATURE: greedy */
+    float temperature; /* <= EGRC_GREEDY_TEMPERATURE: greedy */
     float top_p;       /* in (0, 1]; 1 = off */
     int32_t top_k;     /* <= 0 or >= V: off */
     float u;           /* the row's uniform draw in [0, 1), made on the host (unused when greedy) */
@@ -209,7 +207,7 @@ struct egrc_backend_ops {
      * (N,V) and request req[i], out[i] receives:
      *   logprob, entropy: T = 1 statistics over the whole row, computed as
      *     cross_entropy_forward computes lse and entropy (logprob = x[token] - lse);
-     *   token: greedy (temperature <= EGRC_SAMPLE_GREEDY_TEMPERATURE): the
+     *   token: greedy (temperature <= EGRC_GREEDY_TEMPERATURE): the
      *     argmax, lowest id on ties; sample_logprob = sample_entropy = 0.
      *     Otherwise weights w_v = (float)exp(((double)x_v - max) * (1.0 / T)), and:
      *     - no truncation (top_k off, top_p >= 1): the first v in id order
@@ -221,10 +219,10 @@ struct egrc_backend_ops {
      *       order, whose running sum exceeds (>) u * (sum of what is kept);
      *     sample_logprob = (x_token - max) / T - log(kept sum) and
      *     sample_entropy = log(kept sum) - sum_kept w (x - max) / T / (kept sum).
-     * u is drawn on the host (core/generate.c), from each sequence's own
+     * u is drawn on the host (core/nn/generate.c), from each sequence's own
      * generator, exactly when the host sampler would draw it, so seeds and
      * resumes do not depend on the backend. The CPU backend runs
-     * core/sampling.c's code (bit for bit the host path); GPU backends sum
+     * core/base/sampling.c's code (bit for bit the host path); GPU backends sum
      * in another order (fixed point), so a token may differ from the CPU's
      * only where u * sum lies within rounding of a boundary. Deterministic.
      * One round trip per step: the core uploads req and downloads out. */
@@ -246,7 +244,7 @@ struct egrc_backend_ops {
      * A graph records a sequence of ops once and replays it with a single
      * launch (a CUDA graph / hipGraph), which saves the per-op launch cost
      * that dominates a decode step of small rows. The core uses them for the
-     * rollout's decode step (core/generate.c).
+     * rollout's decode step (core/nn/generate.c).
      *
      * graph_begin starts recording on the stream: the ops enqueued until
      * graph_end are recorded, NOT run. In between only model ops and `zero`

@@ -3,13 +3,13 @@
  * never crash, hang or read outside the input.
  *
  *   clang -fsanitize=fuzzer,address,undefined -Icore fuzz/fuzz_safetensors.c \
- *         core/safetensors.c core/fileio.c core/error.c -lcjson -o fuzz_safetensors */
+ *         core/io/safetensors.c core/io/fileio.c core/base/dtype.c core/base/error.c -lcjson -o fuzz_safetensors */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

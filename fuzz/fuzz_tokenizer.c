@@ -3,12 +3,12 @@
  * encode and decode without crashing, including the input itself as text
  * (valid UTF-8 or not) and ids at and past the edges of the vocabulary.
  * Build: clang -fsanitize=fuzzer,address,undefined -Icore fuzz/fuzz_tokenizer.c
- *        core/error.c core/fileio.c core/tokenizer*.c -lcjson -lpcre2-8 -lutf8proc -lm */
+ *        core/base/error.c core/io/fileio.c core/io/tokenizer*.c -lcjson -lpcre2-8 -lutf8proc -lm */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "io/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

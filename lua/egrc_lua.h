@@ -7,7 +7,7 @@
 #include <lua.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "base/error.h"
 
 typedef struct egrc_run_options {
     const char *recipe;  /* the recipe file; NULL with resume: DIR/recipe.lua */

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "lua_internal.h"
 
 /* A \r progress line only on a terminal, and not under --quiet. */

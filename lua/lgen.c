@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze.h"
+#include "rl/analyze.h"
 #include "lua_internal.h"
 
 typedef struct lua_rollout {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "io/fileio.h"
 #include "lua_internal.h"
 
 #define MAX_DEPTH 100

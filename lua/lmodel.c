@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "lua_internal.h"
-#include "model_hf.h"
+#include "nn/model_hf.h"
 
 typedef struct lua_backend {
     egrc_backend *be;

@@ -15,9 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli.h"
 #include "egrc_lua.h"
-#include "fileio.h"
+#include "io/fileio.h"
 #include "lua_internal.h"
 
 #define MAX_TEXT_FILE ((size_t)1 << 26)

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "benchmarks.h"
-#include "grade.h"
+#include "eval/benchmarks.h"
+#include "eval/grade.h"
 #include "lua_internal.h"
-#include "rewards.h"
-#include "tasks.h"
+#include "rl/rewards.h"
+#include "eval/tasks.h"
 
 /* ---- task problems as tables ---- */
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "grpo.h"
+#include "nn/checkpoint.h"
+#include "rl/grpo.h"
 #include "lua_internal.h"
 
 /* ---- rng ---- */

@@ -9,11 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "generate.h"
-#include "model.h"
-#include "rng.h"
-#include "tokenizer.h"
+#include "base/error.h"
+#include "base/rng.h"
+#include "io/tokenizer.h"
+#include "nn/generate.h"
+#include "nn/model.h"
 
 /* Metatable names (registry keys) of the module's userdata. */
 #define EGRC_BACKEND_MT "egrc.backend"

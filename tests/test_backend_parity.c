@@ -31,11 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "generate.h"
-#include "grpo.h"
-#include "sampling.h"
-#include "rng.h"
+#include "backends/backend.h"
+#include "nn/generate.h"
+#include "rl/grpo.h"
+#include "base/sampling.h"
+#include "base/rng.h"
 #include "test.h"
 #include "test_models.h"
 
@@ -439,7 +439,7 @@ static int judge_sample(sample_judge *j, egrc_sampler *s, ranked *order, const f
                  got->logprob, x[got->token] - lse);
         return j->failures++, -1;
     }
-    if (rq->temperature <= EGRC_SAMPLE_GREEDY_TEMPERATURE) {
+    if (rq->temperature <= EGRC_GREEDY_TEMPERATURE) {
         if (got->token != want.token || got->sample_logprob != 0.0f || got->sample_entropy != 0.0f) {
             snprintf(why, why_size, "greedy: token %d want %d", got->token, want.token);
             return j->failures++, -1;

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fileio.h"
-#include "model_hf.h"
-#include "safetensors.h"
+#include "io/fileio.h"
+#include "nn/model_hf.h"
+#include "io/safetensors.h"
 #include "test.h"
 
 static egrc_backend *be;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "generate.h"
-#include "model_hf.h"
+#include "nn/generate.h"
+#include "nn/model_hf.h"
 #include "test.h"
 #include "test_models.h"
 
@@ -335,7 +335,7 @@ static void test_sample_op_matches_host_sampling(const char *name) {
 }
 
 /* ---- graphs: the CPU backend with recording graph ops ----
- * The core's side of graphs (core/generate.c: padded row buckets, a direct
+ * The core's side of graphs (core/nn/generate.c: padded row buckets, a direct
  * first step per bucket, capture, replay, stale graphs) checked on the CPU:
  * graph_begin makes the decode ops record their arguments instead of
  * running, graph_launch runs the recording. Anything else called while

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../backends/backend.h"
-#include "rng.h"
+#include "backends/backend.h"
+#include "base/rng.h"
 #include "test.h"
 
 #define STEP 1e-2

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "benchmarks.h"
-#include "grade.h"
+#include "eval/benchmarks.h"
+#include "eval/grade.h"
 #include "test.h"
 
 /* ---- extraction ---- */

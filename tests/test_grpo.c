@@ -9,9 +9,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "analyze.h"
-#include "grpo.h"
-#include "model_hf.h"
+#include "rl/analyze.h"
+#include "rl/grpo.h"
+#include "nn/model_hf.h"
 #include "test.h"
 #include "test_models.h"
 

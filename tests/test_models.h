@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "model_hf.h"
+#include "nn/model_hf.h"
 #include "test.h"
 
 /* Loads tests/data/<name>; a failure is recorded as a failed check. */

@@ -1,7 +1,7 @@
 /* Reward functions against hand-computed values (docs/method.md formulas). */
 #include <stddef.h>
 
-#include "rewards.h"
+#include "rl/rewards.h"
 #include "test.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))

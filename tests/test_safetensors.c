@@ -1,4 +1,4 @@
-/* Tests for core/safetensors.c, core/safetensors_write.c and core/fileio.c:
+/* Tests for core/io/safetensors.c, core/io/safetensors_write.c and core/io/fileio.c:
  * round trips, the real fixtures, sharded folders, every hostile header the
  * reader must refuse (with a message that says why), dtype conversions and
  * the atomic writer's all-or-nothing behaviour. */
@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
-#include "safetensors.h"
+#include "io/fileio.h"
+#include "io/safetensors.h"
 #include "test.h"
 
 static char tmp_root[] = "/tmp/egrc_st_test_XXXXXX";

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tasks.h"
+#include "eval/tasks.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "io/tokenizer.h"
 
 #define TASK_TOKENIZER EGRC_TEST_DATA "/../../" EGRC_TASK_TOKENIZER_PATH
 #define EVAL_SEED 1234u

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "test.h"
-#include "tokenizer.h"
+#include "io/tokenizer.h"
 
 #define TOK_DIR EGRC_TEST_DATA "/tokenizer"
 

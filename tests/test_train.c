@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model_hf.h"
-#include "safetensors.h"
+#include "nn/checkpoint.h"
+#include "nn/model_hf.h"
+#include "io/safetensors.h"
 #include "test.h"
 #include "test_models.h"
-#include "train.h"
+#include "nn/train.h"
 
 static egrc_backend *be;
 

@@ -1,12 +1,12 @@
 /* Builds the task suite's tokenizer, recipes/data/task_tokenizer.json: a
- * byte-level BPE trained on prompts and traces of core/tasks.h.
+ * byte-level BPE trained on prompts and traces of core/eval/tasks.h.
  *
  * Build and run from the repository root (it is not part of the CMake build:
  * its output is committed, and rerunning it is only needed when the suite's
  * text changes):
  *
- *   gcc -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -Icore tools/make_task_tokenizer.c core/tasks.c \
- *       core/tasks_trace.c core/error.c core/fileio.c -lcjson -lpcre2-8 -lm -o /tmp/make_task_tokenizer
+ *   gcc -std=c11 -O2 -D_GNU_SOURCE -Wall -Wextra -Icore tools/make_task_tokenizer.c core/eval/tasks.c \
+ *       core/eval/tasks_trace.c core/base/error.c core/io/fileio.c -lcjson -lpcre2-8 -lm -o /tmp/make_task_tokenizer
  *   /tmp/make_task_tokenizer recipes/data/task_tokenizer.json
  *
  * The result is deterministic: a fixed corpus seed, and ties between equally
@@ -27,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
-#include "tasks.h"
+#include "io/fileio.h"
+#include "eval/tasks.h"
 
 #define CORPUS_SEED 20251118u
 /* Problems per family and level; each gives a concise and a verbose text. */

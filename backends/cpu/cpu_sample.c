@@ -1,4 +1,4 @@
-/* The CPU backend's `sample` op: the host sampler of core/sampling.c run on
+/* The CPU backend's `sample` op: the host sampler of core/base/sampling.c run on
  * each row, so rollouts on the CPU are bit for bit what host-side sampling
  * gives. T = 1 statistics come from cpu_cross_entropy_forward, as the
  * decoder's host path computes them. Rows run in parallel, each on its
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../core/sampling.h"
+#include "../../core/base/sampling.h"
 #include "cpu_backend.h"
 
 struct cpu_state {

@@ -13,7 +13,7 @@
 
 #include <cublasLt.h>
 
-#include "gpu_backend.h"
+#include "../gpu/gpu_backend.h"
 
 /* cuBLASLt's recommended workspace for Hopper; plenty for Ampere. */
 #define LT_WORKSPACE_BYTES ((size_t)32 << 20)

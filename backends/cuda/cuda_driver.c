@@ -1,6 +1,6 @@
 /* Whether the CUDA plugin can run here: the number of devices, or what is
  * missing (the driver, a new enough driver) and what to do about it. */
-#include "gpu_backend.h"
+#include "../gpu/gpu_backend.h"
 
 int gpu_device_count(egrc_error *err) {
     int count = 0;

@@ -1,6 +1,6 @@
 /* The device of the gpuemu plugin: one, the CPU emulation of the CUDA
  * runtime (runtime.cpp), which is always there. */
-#include "../cuda/gpu_backend.h"
+#include "../gpu/gpu_backend.h"
 
 int gpu_device_count(egrc_error *err) {
     int count = 0;

@@ -1,6 +1,6 @@
 /* The gpuemu runtime: the CUDA runtime API of include/cuda_runtime_api.h and
  * the device built-ins of include/cuda_runtime.h, on the CPU, so that the
- * real kernels (kernels/cuda) and host glue (backends/cuda) run in CI.
+ * real kernels (kernels/cuda) and host glue (backends/gpu) run in CI.
  *
  * What it models, and checks where CUDA leaves a bug silent or undefined:
  *

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../cuda/gpu_backend.h"
+#include "../gpu/gpu_backend.h"
 
 /* rocBLAS's C API, as far as this file uses it (rocblas-types.h). */
 typedef struct rocblas_handle_opaque *rocblas_handle;

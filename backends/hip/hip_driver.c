@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../cuda/gpu_backend.h"
+#include "../gpu/gpu_backend.h"
 
 #define KFD "/dev/kfd"
 

@@ -1,5 +1,5 @@
 /* Portability between CUDA and HIP for the kernels in kernels/cuda and the
- * host glue in backends/cuda.
+ * host glue in backends/gpu.
  *
  * Both are written in CUDA's spelling. Compiled by hipcc (kernels) or with
  * EGRC_GPU_HIP defined (the C host glue of the HIP plugin), this header maps
@@ -74,7 +74,7 @@
 #define cudaMemcpyDeviceToHost hipMemcpyDeviceToHost
 #define cudaMemcpyDeviceToDevice hipMemcpyDeviceToDevice
 #define cudaMemsetAsync hipMemsetAsync
-/* Graphs: stream capture and replay (backends/cuda/gpu_device.c). */
+/* Graphs: stream capture and replay (backends/gpu/gpu_device.c). */
 #define cudaGraph_t hipGraph_t
 #define cudaGraphExec_t hipGraphExec_t
 #define cudaStreamBeginCapture hipStreamBeginCapture

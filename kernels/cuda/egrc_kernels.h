@@ -1,7 +1,7 @@
 /* The GPU kernels' launchers: plain C functions that enqueue kernels on a
- * stream and return cudaGetLastError(), for the host glue of the CUDA and HIP
- * plugins (backends/cuda). They know nothing of egrc_backend; the glue owns
- * the stream, the scratch memory and the error policy.
+ * stream and return cudaGetLastError(), for the GPU plugins' host glue
+ * (backends/gpu). They know nothing of egrc_backend; the glue owns the
+ * stream, the scratch memory and the error policy.
  *
  * Shapes and semantics are those of backends/backend.h, op for op. `void *`
  * is an activation (or a compute copy of weights) in the storage type `act`
@@ -129,7 +129,7 @@ cudaError_t egrc_gpu_cross_entropy_backward(cudaStream_t stream, egrc_gpu_dtype 
  * out as backend.h's egrc_sample_request / egrc_sample_result (the host glue
  * checks that at compile time). scratch: egrc_gpu_sample_scratch(N, V) bytes
  * (the rows' tempered weights). */
-#define EGRC_GPU_SAMPLE_GREEDY_TEMPERATURE 1e-5f /* = EGRC_SAMPLE_GREEDY_TEMPERATURE */
+#define EGRC_GPU_SAMPLE_GREEDY_TEMPERATURE 1e-5f /* = EGRC_GREEDY_TEMPERATURE */
 typedef struct egrc_gpu_sample_request {
     float temperature, top_p;
     int32_t top_k;

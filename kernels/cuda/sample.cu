@@ -1,5 +1,5 @@
 /* Next-token sampling on the device: the backend op `sample` (backend.h),
- * with the semantics of core/sampling.c's host sampler, one block per row.
+ * with the semantics of core/base/sampling.c's host sampler, one block per row.
  *
  * 1. The row's maximum and argmax (lowest id on ties), and the T = 1
  *    statistics (lse, entropy) as cross_entropy_forward computes them. A

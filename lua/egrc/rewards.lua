@@ -12,7 +12,7 @@
 --               min_length, max_length, mean_length, max_correct_length,
 --               mean_correct_length, std_correct_length (population)
 --
--- The formulas are those of core/rewards.h (egrc.rewards.batch holds the C
+-- The formulas are those of core/rl/rewards.h (egrc.rewards.batch holds the C
 -- versions, which work on whole batches; the tests check the two agree).
 local core = require("egrc.core")
 

@@ -1,4 +1,4 @@
--- egrc.rewards (per completion, Lua) against egrc.rewards.batch (core/rewards.h,
+-- egrc.rewards (per completion, Lua) against egrc.rewards.batch (core/rl/rewards.h,
 -- C) on random groups, plus the combinators and the hand-computed values of
 -- docs/method.md. Run as: egrc run tests/lua/rewards_test.lua --set tests=tests/lua
 local egrc = require("egrc")
