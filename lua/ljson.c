@@ -8,10 +8,12 @@
  * a userdata with __gc, so a Lua error half-way frees it. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/fileio.h"
+#include "io/json_number.h"
 #include "lua_internal.h"
 
 #define MAX_DEPTH 100
@@ -23,7 +25,8 @@ static void push_value(lua_State *L, const cJSON *item, int depth) {
         lua_pushstring(L, item->valuestring);
     } else if (cJSON_IsNumber(item)) {
         double v = item->valuedouble;
-        if (v == floor(v) && fabs(v) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)v);
+        /* -0 stays a float: as the integer 0 it would lose its sign */
+        if (v == floor(v) && fabs(v) <= 9007199254740992.0 && !signbit(v)) lua_pushinteger(L, (lua_Integer)v);
         else lua_pushnumber(L, v);
     } else if (cJSON_IsBool(item)) {
         lua_pushboolean(L, cJSON_IsTrue(item));
@@ -92,6 +95,18 @@ static const char *where(const char *key) { return key ? key : "(top)"; }
 
 static int compare_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
+/* Integers as integers (all 64 bits), other numbers in the fewest digits that
+ * read back as the same double; NaN and infinities as null. */
+static cJSON *number_node(lua_State *L, int idx) {
+    char text[EGRC_JSON_NUMBER_MAX];
+    if (lua_isinteger(L, idx)) {
+        snprintf(text, sizeof text, LUA_INTEGER_FMT, lua_tointeger(L, idx));
+        return cJSON_CreateRaw(text);
+    }
+    double v = lua_tonumber(L, idx);
+    return isfinite(v) ? cJSON_CreateRaw(egrc_json_format_double(v, text)) : cJSON_CreateNull();
+}
+
 /* Converts the value at idx and attaches it to parent (under key for an
  * object) before descending, so the box always owns everything built. */
 static void convert(lua_State *L, int idx, json_box *box, cJSON *parent, const char *key, int depth) {
@@ -101,11 +116,7 @@ static void convert(lua_State *L, int idx, json_box *box, cJSON *parent, const c
     switch (lua_type(L, idx)) {
     case LUA_TNIL: node = cJSON_CreateNull(); break;
     case LUA_TBOOLEAN: node = cJSON_CreateBool(lua_toboolean(L, idx)); break;
-    case LUA_TNUMBER: {
-        double v = lua_tonumber(L, idx);
-        node = isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
-        break;
-    }
+    case LUA_TNUMBER: node = number_node(L, idx); break;
     case LUA_TSTRING: node = cJSON_CreateString(lua_tostring(L, idx)); break;
     case LUA_TTABLE:
         if (depth > MAX_DEPTH) luaL_error(L, "json: tables nested deeper than %d levels (a cycle?) at '%s'", MAX_DEPTH, where(key));

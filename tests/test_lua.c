@@ -165,8 +165,28 @@ static void test_hooks(void) {
     lua_close(L);
 }
 
+/* egrc.json: every number a run writes (checkpoint state, settings, metrics)
+ * decodes to the same value: doubles bit for bit (-0 keeps its sign); integers
+ * are written with all their digits. */
+static void test_json_numbers(void) {
+    egrc_error err;
+    lua_State *L = egrc_lua_newstate(0, &err);
+    CHECK_MSG(L != NULL, "%s", err.msg);
+    CHECK_EVAL(L, "local json = require('egrc').json local rng = require('egrc').rng(7) local bad = 0 "
+                  "for i = 1, 2000 do local v = (rng:uniform() - 0.5) * 10.0 ^ (i % 40 - 20) "
+                  "if json.decode(json.encode({v}))[1] ~= v then bad = bad + 1 end end return 'bad ' .. bad",
+               "bad 0");
+    CHECK_EVAL(L, "local json = require('egrc').json return json.encode({0.1 + 0.2, 2^-1074, math.maxinteger})",
+               "[0.30000000000000004,4.94065645841247e-324,9223372036854775807]");
+    CHECK_EVAL(L, "local json = require('egrc').json local x = json.decode(json.encode({-0.0}))[1] "
+                  "return math.type(x) .. ' ' .. tostring(1 / x)",
+               "float -inf");
+    lua_close(L);
+}
+
 int main(void) {
     test_embedded_library();
+    test_json_numbers();
     test_settings();
     test_sandbox();
     test_hooks();
