@@ -92,6 +92,7 @@ int egrc_open_core(lua_State *L) {
     egrc_open_json(L);
     egrc_open_buffer(L);
     egrc_open_console(L);
+    egrc_open_resume(L);
     if (!s->sandbox) egrc_open_ffi(L);
     luaL_setfuncs(L, ((const luaL_Reg[]){{"clock", clock_seconds}, {"hook", hook}, {"hook_stats", hook_stats},
                                          {"closest", closest}, {NULL, NULL}}),

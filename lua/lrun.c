@@ -95,30 +95,6 @@ static int push_json_file(lua_State *L, const char *path, egrc_error *err) {
     return rc ? egrc_fail(err, "%s: not valid JSON", path) : 0;
 }
 
-/* On resume, metrics.jsonl keeps only the steps the checkpoint covers, so the
- * continued run appends where the checkpoint left off. */
-static int trim_metrics(const char *path, long last_step, egrc_error *err) {
-    size_t len;
-    char *text = egrc_read_file(path, (size_t)1 << 30, &len, NULL);
-    if (!text) return 0; /* no metrics yet */
-    size_t kept = 0;
-    for (char *line = text; line < text + len;) {
-        char *eol = memchr(line, '\n', (size_t)(text + len - line));
-        size_t n = eol ? (size_t)(eol - line) + 1 : (size_t)(text + len - line);
-        cJSON *row = cJSON_ParseWithLength(line, n);
-        const cJSON *step = cJSON_GetObjectItemCaseSensitive(row, "step");
-        if (cJSON_IsNumber(step) && step->valuedouble <= (double)last_step) {
-            memmove(text + kept, line, n);
-            kept += n;
-        }
-        cJSON_Delete(row);
-        line += n;
-    }
-    int rc = egrc_write_file_atomic(path, text, kept, err);
-    free(text);
-    return rc;
-}
-
 /* Settings every run has, whatever the recipe declares. */
 static int add_standard_settings(lua_State *L, int settings, egrc_error *err) {
     static const struct {
@@ -284,8 +260,8 @@ static int push_resume(lua_State *L, const char *dir, egrc_error *err) {
         lua_pushinteger(L, 0);
         lua_setfield(L, -2, "step");
     }
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    return trim_metrics(path, (long)step, err);
+    /* metrics.jsonl is cut back to the checkpoint's lines by egrc.run (run.lua) */
+    return 0;
 }
 
 static void set_field_string(lua_State *L, const char *key, const char *value) {
@@ -348,15 +324,22 @@ static int execute(lua_State *L, const egrc_run_options *o, run_paths *p, int re
     if (call(L, 1) != LUA_OK) return fail(EGRC_EXIT_FAILURE, "%s", lua_tostring(L, -1));
     int run = lua_gettop(L);
 
+    /* from here on a stop signal ends the run at a step boundary, with a
+     * checkpoint and summary.json (lresume.c) */
+    if (egrc_lua_install_stop_handlers(&err)) return fail(EGRC_EXIT_FAILURE, "%s", err.msg);
     lua_getfield(L, recipe, "main");
     lua_pushvalue(L, run);
     int ok = call(L, 1) == LUA_OK;
+    int stopped = !ok && egrc_lua_stop_signal();
     if (!ok) {
         push_module_field(L, "egrc.core", "console");
         lua_getfield(L, -1, "finish");
         lua_call(L, 0, 0);
         lua_pop(L, 1);
-        fprintf(stderr, "egrc: %s\n", lua_tostring(L, -1));
+        /* a stop the user asked for is no bug: its message, not the traceback */
+        const char *msg = lua_tostring(L, -1);
+        const char *trace = msg && stopped ? strstr(msg, "\nstack traceback:") : NULL;
+        fprintf(stderr, "egrc: %.*s\n", trace ? (int)(trace - msg) : (int)strlen(msg ? msg : ""), msg ? msg : "");
     }
     /* run:finish(ok, error) writes summary.json, whatever happened */
     lua_getfield(L, run, "finish");
@@ -365,6 +348,7 @@ static int execute(lua_State *L, const egrc_run_options *o, run_paths *p, int re
     if (ok) lua_pushnil(L);
     else lua_pushvalue(L, -4);
     if (call(L, 3) != LUA_OK) return fail(EGRC_EXIT_FAILURE, "%s", lua_tostring(L, -1));
+    if (stopped) return 128 + egrc_lua_stop_signal(); /* as a shell reports a death by that signal */
     return ok ? EGRC_EXIT_OK : EGRC_EXIT_FAILURE;
 }
 

@@ -112,6 +112,13 @@ void egrc_open_json(lua_State *L);
 void egrc_open_ffi(lua_State *L);
 void egrc_open_buffer(lua_State *L);
 void egrc_open_console(lua_State *L);
+void egrc_open_resume(lua_State *L); /* egrc.interrupted, egrc.run_files (lresume.c) */
+
+/* Stop signals (lresume.c): the first SIGINT/SIGTERM sets a flag the step
+ * loops read; a second exits at once. egrc_lua_stop_signal() is that first
+ * signal's number, 0 when none came. */
+int egrc_lua_install_stop_handlers(egrc_error *err);
+int egrc_lua_stop_signal(void);
 int egrc_open_core(lua_State *L);
 void egrc_sandbox(lua_State *L);
 

@@ -39,9 +39,10 @@ return {
     local rows = { { "method", "accuracy", "mean tokens", "length ratio", "accuracy change", "final entropy" },
                    { "base", ("%.3f"):format(base.accuracy), ("%.1f"):format(base.mean_length), "1.00", "", "" } }
     local results, guided_steps, guided_switch = { base = base }, {}, nil
-    for _, method in ipairs(methods(s)) do
+    for index, method in ipairs(methods(s)) do
       local model, steps = base_model:clone(), {}
       local state = egrc.rl.train(run, {
+        phase = "rl" .. index, -- each method's checkpoints are its own
         model = model, tokenizer = tok, data = egrc.data.tasks { max_difficulty = s.rl.max_difficulty },
         steps = s.rl.steps, prompts = s.rl.prompts, group = s.rl.group, budget = s.rl.budget,
         stages = method.stages, schedule = method.schedule,

@@ -14,13 +14,15 @@
 --    accuracy + length reward;
 -- 6. the same evaluation again, a before/after table per family,
 --    summary.json and report.html.
+-- Ctrl-C (or SIGTERM) stops at the end of a step with a checkpoint, in SFT
+-- as in RL; `egrc run --resume runs/<this run>` carries on from there.
 -- (stages and switch: lua/egrc/method.lua, shared with recipes/compare.lua)
 local egrc = require("egrc")
 local reasoner = require("egrc.reasoner")
 local report = require("egrc.report")
 
 local settings = reasoner.add_defaults(egrc.method.add_defaults {
-  rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, max_difficulty = 2 },
+  rl = { steps = 100, prompts = 16, group = 8, lr = 1e-4, max_difficulty = 2, checkpoint_every = 10 },
 })
 
 -- One row per family: accuracy and mean tokens before and after.
@@ -65,6 +67,7 @@ return {
     local options = egrc.method.train_options(s)
     options.model, options.tokenizer, options.steps = model, tok, s.rl.steps
     options.prompts, options.group = s.rl.prompts, s.rl.group
+    options.checkpoint_every = s.rl.checkpoint_every
     options.data = egrc.data.tasks { max_difficulty = s.rl.max_difficulty }
     options.optim = { lr = s.rl.lr, min_lr = s.rl.lr, steps = s.rl.steps, weight_decay = 0 }
     options.on_step = function(_, m) steps[#steps + 1] = m end

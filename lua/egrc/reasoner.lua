@@ -12,7 +12,8 @@ local util = require("egrc.util")
 local reasoner = {}
 
 --- Default settings (a recipe's settings.base): the model shape, the SFT run
--- and the task mix. `dir` is where the trained model lives; "" derives a
+-- (checkpointed every checkpoint_every steps, so a stopped run resumes its
+-- base training too) and the task mix. `dir` is where the trained model lives; "" derives a
 -- folder under runs/ from the settings, so changing them trains anew.
 -- The defaults were tuned to fit 10 minutes of SFT on 2 CPU cores: levels 1
 -- and 2 of the suite (level 3 is out of reach of this model in that budget),
@@ -25,6 +26,7 @@ reasoner.defaults = {
   model = { n_layer = 4, d_model = 128, n_head = 4, n_kv_head = 2, head_dim = 32, d_ff = 384, max_seq = 512,
             tied_embeddings = true },
   steps = 1200, batch = 16, lr = 3e-3, warmup = 60, verbose_fraction = 0.8, max_difficulty = 2,
+  checkpoint_every = 200,
 }
 
 --- Default evaluation settings (a recipe's settings.eval): the evaluation
@@ -88,6 +90,7 @@ function reasoner.train(run, s)
     data = data.task_sft { style = "mixed", verbose_fraction = s.verbose_fraction,
                            max_difficulty = s.max_difficulty },
     optim = { lr = s.lr, min_lr = s.lr * 0.1, warmup = s.warmup, steps = s.steps },
+    checkpoint_every = s.checkpoint_every,
   })
   local seconds = core.clock() - start
   local dir = folder(s, run.settings.seed)

@@ -77,7 +77,7 @@ end
 
 local train_options = { "model", "tokenizer", "trainer", "optim", "data", "steps", "prompts", "group", "budget",
                         "stages", "reward", "schedule", "grpo", "ref", "grade", "template", "stop", "rng", "window",
-                        "eval", "checkpoint_every", "on_step" }
+                        "eval", "checkpoint_every", "checkpoint_minutes", "phase", "on_step" }
 
 --- egrc.rl.train(run, opts) -> the final state. opts:
 --   model, tokenizer (required); data: a list of items or function(rng) -> item
@@ -89,7 +89,10 @@ local train_options = { "model", "tokenizer", "trainer", "optim", "data", "steps
 --     (default run.recipe.schedule, else none; see egrc.schedule)
 --   trainer, or optim = {lr=, ...} for a new one; grpo = {clip_low=, epochs=, ...}
 --   ref: a reference model for grpo.kl_coef; grade(item, text) -> correct, answer
---   eval = {data=, every=, ...egrc.eval.run options}; checkpoint_every (0: at the end)
+--   eval = {data=, every=, ...egrc.eval.run options}
+--   checkpoint_every (0: off) steps and/or checkpoint_minutes (5; 0: off), and
+--     always at the last step and on a stop signal; phase ("rl"): the name
+--     its checkpoints resume under
 --   window: steps for the entropy/length slopes (10); on_step(state, metrics)
 function rl.train(run, opts)
   opts = util.check_options("egrc.rl.train", opts, train_options)
@@ -109,11 +112,11 @@ function rl.train(run, opts)
   for key, value in pairs(opts.grpo or {}) do grpo[key] = value end
   grpo.group = G
   local eval_opts = opts.eval
-  local every = opts.checkpoint_every or 0
+  local phase = opts.phase or "rl"
 
   local state = new_state({ steps = steps, budget = opts.budget }, stages)
   local start = 1
-  local resumed, saved = run:restore(trainer, rng)
+  local resumed, saved = run:restore(trainer, rng, phase)
   if resumed then
     for key, value in pairs(saved or {}) do state[key] = value end
     state.steps, start = steps, resumed + 1
@@ -182,9 +185,10 @@ function rl.train(run, opts)
       state.eval_accuracy, state.eval_length = e.accuracy, e.mean_length
       m.eval_accuracy, m.eval_length = e.accuracy, e.mean_length
     end
-    if (every > 0 and step % every == 0) or step == steps then run:checkpoint(step, trainer, rng, state) end
     run:log(m)
     if opts.on_step then core.hook(opts.on_step, state, m) end
+    run:step_done(step, { phase = phase, trainer = trainer, rng = rng, state = state, every = opts.checkpoint_every,
+                          minutes = opts.checkpoint_minutes or 5, last = step == steps })
   end
   return state, trainer
 end

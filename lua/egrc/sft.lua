@@ -25,7 +25,8 @@ function sft.encode(tokenizer, item, eos, max_len, template)
 end
 
 local train_options = { "model", "tokenizer", "trainer", "optim", "data", "steps", "batch", "micro_batches", "eos",
-                        "max_len", "template", "rng", "eval", "checkpoint_every", "on_step", "bucket" }
+                        "max_len", "template", "rng", "eval", "checkpoint_every", "checkpoint_minutes", "phase",
+                        "on_step", "bucket" }
 
 -- Draws `bucket` batches' worth of examples, sorts them by length and cuts
 -- them into batches (in random order), so each batch pads to a similar
@@ -70,10 +71,12 @@ end
 -- micro_batches (1), trainer or optim ({lr=3e-4, steps=steps, ...}),
 -- eos (true: append the tokenizer's end-of-text; or an id; false: none),
 -- max_len (the model's positions for learned-position models),
--- eval = {data=, every=, ...egrc.eval.run options}, checkpoint_every,
--- bucket (1): batches are drawn `bucket` at a time and grouped by length (a
--- resumed run repeats the uninterrupted one exactly when it stopped at a
--- multiple of `bucket` steps).
+-- eval = {data=, every=, ...egrc.eval.run options},
+-- checkpoint_every (0: off) steps and/or checkpoint_minutes (5; 0: off), and
+-- always at the last step and on a stop signal; phase ("sft"): the name its
+-- checkpoints resume under, bucket (1): batches are drawn `bucket` at a time
+-- and grouped by length (the batches not yet trained on are part of the
+-- checkpoint, so a resumed run repeats the uninterrupted one exactly).
 function sft.train(run, opts)
   opts = util.check_options("egrc.sft.train", opts, train_options)
   local model = opts.model or error("egrc.sft.train: opts.model is required", 2)
@@ -86,10 +89,11 @@ function sft.train(run, opts)
   if eos == nil or eos == true then eos = util.eos_id(tok, model) elseif eos == false then eos = nil end
   local cfg = model:config()
   local max_len = opts.max_len or (cfg.arch == "gpt2" and cfg.max_seq + 1 or nil)
-  local every = opts.checkpoint_every or 0
+  local phase = opts.phase or "sft"
   local bucket = opts.bucket or 1
-  local start = (run:restore(trainer, rng) or 0) + 1
-  local pending = {}
+  local resumed, saved = run:restore(trainer, rng, phase)
+  local start = (resumed or 0) + 1
+  local pending = saved and saved.pending or {}
   run:begin_steps(steps)
   for step = start, steps do
     if #pending == 0 then
@@ -110,9 +114,10 @@ function sft.train(run, opts)
       local r = eval.run(model, tok, e.data, e_opts)
       m.eval_accuracy, m.eval_length = r.accuracy, r.mean_length
     end
-    if (every > 0 and step % every == 0) or step == steps then run:checkpoint(step, trainer, rng, { step = step }) end
     run:log(m)
     if opts.on_step then core.hook(opts.on_step, m) end
+    run:step_done(step, { phase = phase, trainer = trainer, rng = rng, state = { step = step, pending = pending },
+                          every = opts.checkpoint_every, minutes = opts.checkpoint_minutes or 5, last = step == steps })
   end
   return trainer
 end
