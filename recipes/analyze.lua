@@ -1,4 +1,4 @@
--- The entropy-conflict analysis of method.md on a model's own rollouts: the
+-- The entropy-conflict analysis of docs/method.md on a model's own rollouts: the
 -- entropy histogram of generated tokens, the tokens that dominate the
 -- high-entropy tail (connectors such as "Wait"?), and, per entropy bucket,
 -- the gradient magnitude under the accuracy objective (group-normalised

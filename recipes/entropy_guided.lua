@@ -1,6 +1,6 @@
 -- The main job: entropy-guided reasoning compression on the built-in task
 -- suite (the method: "Entropy-Guided Reasoning Compression", arXiv 2511.14258;
--- writing recipes: README.md).
+-- writing recipes: docs/recipes.md).
 --
 --   egrc run recipes/entropy_guided.lua [--backend cuda] [--set rl.steps=200 ...]
 --

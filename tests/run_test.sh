@@ -187,12 +187,12 @@ check "summary.json records the resume" grep -q '"resumed_from":	2' crashed/summ
 check "the resumed run keeps its name" grep -q '"recipe":	"train_test"' crashed/summary.json
 expect 2 "no settings.json there" -- "$egrc" run ok.lua --resume nowhere
 
-# the README shows the example recipe and its C file verbatim
+# docs/recipes.md shows the example recipe and its C file verbatim
 doc_block() { # doc_block FILE: the fenced block after the doc's "<!-- FILE -->" marker
-  awk -v marker="<!-- $1 -->" '$0 == marker { on = 1; getline; next } on && /^```$/ { exit } on' "$src/README.md"
+  awk -v marker="<!-- $1 -->" '$0 == marker { on = 1; getline; next } on && /^```$/ { exit } on' "$src/docs/recipes.md"
 }
 for f in recipes/examples/custom_reward.lua recipes/examples/custom_reward.c; do
-  check "README.md shows $f as it is" diff <(doc_block "$f") "$src/$f"
+  check "docs/recipes.md shows $f as it is" diff <(doc_block "$f") "$src/$f"
 done
 
 finish run_test

@@ -5,7 +5,8 @@
 # at once; and every resumed run ends with the same bytes as an uninterrupted
 # one: metrics.jsonl and the final weights. Also: kill -9 leftovers (a
 # temporary file of an interrupted write, checkpoints newer than latest.json)
-# are cleaned on resume, and only the two newest checkpoints stay.
+# are cleaned on resume, and only the two newest checkpoints stay. Last, the
+# main job itself, stopped in its base training and resumed.
 # Usage: stop_test.sh EGRC SOURCE_DIR
 set -u
 egrc=$1
@@ -95,5 +96,34 @@ check "killed: the checkpoint newer than latest.json removed" test ! -e killed/c
 check "killed: the two newest checkpoints kept, no more" \
   test "$(ls killed/checkpoints/*.safetensors | wc -l)" -eq 2
 check "killed: one of them is the last step's" test -e killed/checkpoints/rl-step-000024.safetensors
+
+# the main job at a tiny size, stopped by SIGINT in its base training (SFT):
+# the resumed run trains the same base, then evaluates, runs RL and saves
+# the same final model as an uninterrupted run
+main_job=(--quiet --set base.steps=150 --set base.model.n_layer=2 --set base.model.d_model=64
+          --set base.model.d_ff=128 --set base.model.head_dim=16 --set eval.per_cell=1 --set eval.max_new_tokens=32
+          --set rl.prompts=2 --set rl.group=4 --set rl.steps=8 --set stage1.budget=32 --set stage2.budget=32
+          --set switch.min_step=1 --set switch.max_step=3)
+expect 0 "entropy_guided: ok" -- "$egrc" run "$src/recipes/entropy_guided.lua" --out main-full \
+  --set base.dir="$work/base-full" "${main_job[@]}"
+"$egrc" run "$src/recipes/entropy_guided.lua" --out main-stopped --set base.dir="$work/base-stopped" \
+  "${main_job[@]}" >main-stopped.log 2>&1 &
+pid=$!
+lines() { wc -l <"$1" 2>/dev/null || echo 0; }
+for _ in $(seq 600); do
+  [ "$(lines main-stopped/metrics.jsonl)" -ge 40 ] && break
+  sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+check "main job: SIGINT in SFT exits 130 (got $rc)" test "$rc" -eq 130
+check "main job: stopped in SFT" grep -q '"phase":	"sft"' main-stopped/checkpoints/latest.json
+check "main job: no base saved yet" test ! -e "$work/base-stopped/config.json"
+expect 0 "entropy_guided: ok" -- "$egrc" run --resume main-stopped --quiet
+check "main job: the resumed base equals the uninterrupted one" \
+  cmp "$work/base-full/model.safetensors" "$work/base-stopped/model.safetensors"
+check "main job: metrics.jsonl equal, byte for byte" cmp main-full/metrics.jsonl main-stopped/metrics.jsonl
+check "main job: final model equal, byte for byte" cmp main-full/model/model.safetensors main-stopped/model/model.safetensors
 
 finish stop_test

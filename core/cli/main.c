@@ -24,7 +24,7 @@ static const char usage[] =
     "commands:\n"
     "  run RECIPE.lua [--backend NAME] [--device N] [--seed N] [--out DIR] [--set KEY=VALUE ...]\n"
     "                 [--resume DIR] [--quiet] [--sandbox]\n"
-    "                                       run a Lua recipe (see README.md)\n"
+    "                                       run a Lua recipe (see docs/recipes.md)\n"
     "  version                              print the version\n"
     "  backends                             list backends and their devices\n"
     "  parity MODEL_DIR REFERENCE.safetensors [--backend NAME] [--device N]\n"
