@@ -414,7 +414,7 @@ return {
     check.eq(run:restore(trainer), nil, "nothing to restore")
     run:checkpoint(1, trainer, rng, { note = "x" })
     check.eq(egrc.json.read(run:path("checkpoints/latest.json")).step, 1, "run:checkpoint")
-    check.eq(egrc.json.read(run:path("checkpoints/step-000001.json")).note, "x", "checkpoint state")
+    check.eq(egrc.json.read(run:path("checkpoints/train-step-000001.json")).note, "x", "checkpoint state")
     run.summary.checks = check.checks
 
     check.done("module_test")
