@@ -25,8 +25,21 @@
  * EGRC_GPU_GEMM set by the caller, every backend uses that engine throughout
  * and the second pass is left out.
  *
+ * The checks come in groups, the rows of one table (groups[], below) that
+ * main walks in order: one op or a few ops that share inputs (conversion,
+ * embedding, norms, matmul, rope, attention, activations, cross_entropy,
+ * sample, decode, optimizer), then the whole models (models) and training
+ * (training). `-l` lists them and which of them the tiled pass repeats.
+ * `-o GROUP` runs only the groups GROUP selects: a group's exact name, or a
+ * glob in fnmatch(3)'s syntax ('att*', 'm[ao]*'; quote it from the shell);
+ * -o repeats, and takes a comma list ("-o rope,decode"). An -o that selects
+ * no group is a usage error (exit 2) that lists the groups. A pass seeds its
+ * random inputs once and the groups draw from it in turn, so a group run
+ * alone sees other inputs than in a full run, at the same tolerances.
+ *
  * Without any such device the test says why for each backend and exits 77,
  * which ctest reports as skipped. */
+#include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -979,6 +992,11 @@ static void run_training(void) {
     compare_sft_run("tiny-gpt2");
 }
 
+static void run_norms(void) {
+    test_norms(37, 96);
+    test_norms(5, 1000);
+}
+
 static void run_matmuls(void) {
     test_matmul(37, 70, 50, 0, 1);
     test_matmul(37, 70, 50, 1, 2);
@@ -989,21 +1007,12 @@ static void run_matmuls(void) {
     test_matmul(300, 768, 2304, 1, 1); /* a GPT-2 qkv projection's shape, misaligned weights */
 }
 
-/* What the GEMM engine computes: the linear layers, and whole models. */
-static void run_tiled_gemm(void) {
-    run_matmuls();
-    run_models();
-    run_training();
-}
-
-static void run_all(void) {
-    test_conversion();
-    test_embedding();
-    test_norms(37, 96);
-    test_norms(5, 1000);
-    run_matmuls();
+static void run_ropes(void) {
     test_rope(10000.0f);
     test_rope(1000000.0f);
+}
+
+static void run_attentions(void) {
     test_attention(2, 37, 4, 2, 16);
     test_attention(1, 70, 3, 1, 64);
     test_attention(1, 33, 2, 2, 80);
@@ -1014,27 +1023,78 @@ static void run_all(void) {
         test_attention(1, 40, 2, 1, 256);
     else
         print_skipped_row("attention D256", "wider than AMD's shared memory allows");
-    test_activations();
+}
+
+static void run_cross_entropies(void) {
     test_cross_entropy(6, 1000);
     test_cross_entropy(3, 50257);
-    if (side[1]->ops->sample) {
-        test_sample(56, 1000);  /* vocabularies that are not multiples of a block */
-        test_sample(56, 4099);
-        test_sample(56, 50257);
-        test_sample(12, 151936); /* Qwen2's */
-    } else {
+}
+
+static void run_samples(void) {
+    if (!side[1]->ops->sample) {
         print_skipped_row("sample", "the backend samples on the host");
+        return;
     }
+    test_sample(56, 1000); /* vocabularies that are not multiples of a block */
+    test_sample(56, 4099);
+    test_sample(56, 50257);
+    test_sample(12, 151936); /* Qwen2's */
+}
+
+static void run_decodes(void) {
     test_decode(6, 2, 32);
     test_decode(4, 4, 16);
     test_decode(40, 1, 64); /* a GQA group wider than one block of rows */
-    test_optimizer();
-    run_models();
-    run_training();
 }
 
-/* Opens backend `name` on device 0 as side[1] and runs `tests` on it. */
-static int run_backend(const char *name, const char *report_as, void (*tests)(void)) {
+/* ---------------- the table main walks ---------------- */
+
+/* A group of checks: one op (or a few ops that share their inputs), the
+ * whole models, or the training runs. */
+typedef struct check_group {
+    const char *name; /* what -o matches and -l lists */
+    void (*run)(void);
+    int through_gemm; /* computes through the GEMM engine: runs again on the tiled kernel */
+    const char *covers;
+} check_group;
+
+/* In the order they run: each pass seeds the random inputs once, so the
+ * order fixes every group's inputs. */
+static const check_group groups[] = {
+    {"conversion", test_conversion, 0, "to_act + to_f32, bit for bit, edge values and random bits"},
+    {"embedding", test_embedding, 0, "embedding_forward/backward, with and without wpe"},
+    {"norms", run_norms, 0, "layernorm and rmsnorm, forward and backward"},
+    {"matmul", run_matmuls, 1, "matmul_forward/backward: tails, misaligned weights and biases"},
+    {"rope", run_ropes, 0, "rope_forward/backward at two thetas"},
+    {"attention", run_attentions, 0, "attention_forward/backward: GQA, heads 16 to 256 wide"},
+    {"activations", test_activations, 0, "gelu, swiglu and add, forward and backward"},
+    {"cross_entropy", run_cross_entropies, 0, "cross_entropy_forward/backward: ignored rows, in place"},
+    {"sample", run_samples, 0, "the sample op against the host sampler"},
+    {"decode", run_decodes, 0, "kv_cache_write and attention_decode over slots of different fill"},
+    {"optimizer", test_optimizer, 0, "sum_squares, adamw and its compute copy"},
+    {"models", run_models, 1, "the tiny models: loss, logits, gradients, KV-cache decoding, generate"},
+    {"training", run_training, 1, "one GRPO update, 50 SFT steps"},
+};
+#define N_GROUPS (sizeof groups / sizeof *groups)
+
+static int selected[N_GROUPS]; /* the groups this run runs */
+
+/* Whether the tiled pass has anything to run. */
+static int any_selected_through_gemm(void) {
+    for (size_t g = 0; g < N_GROUPS; g++)
+        if (selected[g] && groups[g].through_gemm) return 1;
+    return 0;
+}
+
+/* The selected groups; on the tiled pass only those that go through the GEMMs. */
+static void run_groups(int tiled_pass) {
+    for (size_t g = 0; g < N_GROUPS; g++)
+        if (selected[g] && (!tiled_pass || groups[g].through_gemm)) groups[g].run();
+}
+
+/* Opens backend `name` on device 0 as side[1] and runs the selected groups
+ * on it (those of the tiled pass when `tiled_pass`). */
+static int run_backend(const char *name, const char *report_as, int tiled_pass) {
     egrc_error err;
     side[1] = egrc_backend_open(name, 0, &err);
     CHECK_MSG(side[1] != NULL, "%s: %s", report_as, err.msg);
@@ -1048,32 +1108,99 @@ static int run_backend(const char *name, const char *report_as, void (*tests)(vo
               egrc_dtype_name(side[1]->act_dtype));
     act_tolerance_scale = bf16 ? BF16_TOLERANCE / OP_TOLERANCE : 1.0;
     egrc_rng_seed(&rng, 1234);
-    tests();
+    run_groups(tiled_pass);
     egrc_backend_close(side[1]);
     return 1;
 }
 
 /* Runs backend `name` in activation mode `dtype` (EGRC_GPU_DTYPE): every
- * test, then, on CUDA and on gpuemu (its emulation, cuBLASLt included)
- * unless the caller chose a GEMM engine, the GEMMs, models and training
- * again on the tiled kernel. */
+ * selected group, then, on CUDA and on gpuemu (its emulation, cuBLASLt
+ * included) unless the caller chose a GEMM engine, the selected groups that
+ * go through the GEMMs again on the tiled kernel. */
 static int run_mode(const char *name, const char *dtype, int gemm_chosen) {
     char report_as[64];
     setenv("EGRC_GPU_DTYPE", dtype, 1);
     snprintf(report_as, sizeof report_as, "%s/%s", name, dtype);
-    int ran = run_backend(name, report_as, run_all);
-    if ((strcmp(name, "cuda") == 0 || strcmp(name, "gpuemu") == 0) && !gemm_chosen) {
+    int ran = run_backend(name, report_as, 0);
+    if ((strcmp(name, "cuda") == 0 || strcmp(name, "gpuemu") == 0) && !gemm_chosen && any_selected_through_gemm()) {
         setenv("EGRC_GPU_GEMM", "tiled", 1);
         snprintf(report_as, sizeof report_as, "%s+tiled/%s", name, dtype);
-        run_backend(name, report_as, run_tiled_gemm);
+        run_backend(name, report_as, 1);
         unsetenv("EGRC_GPU_GEMM");
     }
     return ran;
 }
 
-/* Usage: test_backend_parity [BACKEND...]: the GPU backends to hold to the
- * CPU (default: cuda, hip and ze, each skipped when it has no device). */
+#define USAGE "usage: test_backend_parity [-l] [-o GROUP[,GROUP...]]... [BACKEND...]\n"
+
+static void print_group_names(FILE *to) {
+    for (size_t g = 0; g < N_GROUPS; g++) fprintf(to, "%s%s", g ? ", " : "", groups[g].name);
+    fputc('\n', to);
+}
+
+/* Reports a wrong command line, with the usage and the groups -o knows;
+ * returns the exit status for it. */
+static int usage_error(const char *problem) {
+    fprintf(stderr, "test_backend_parity: %s\n" USAGE "check groups: ", problem);
+    print_group_names(stderr);
+    return 2;
+}
+
+/* -l: each group, whether the tiled pass runs it again, what it covers. */
+static void list_groups(void) {
+    for (size_t g = 0; g < N_GROUPS; g++)
+        printf("%-14s %-7s %s\n", groups[g].name, groups[g].through_gemm ? "+tiled" : "", groups[g].covers);
+}
+
+/* Selects the groups one -o argument names: a comma list of names or globs.
+ * Returns 0, or the exit status of a usage error (reported) when a piece
+ * selects no group or there is no piece. */
+static int select_groups(const char *arg) {
+    char *list = strdup(arg), *rest = NULL, problem[256];
+    if (!list) return usage_error("out of memory reading -o");
+    int status = 0, pieces = 0;
+    for (char *pattern = strtok_r(list, ",", &rest); pattern && !status; pattern = strtok_r(NULL, ",", &rest)) {
+        int matched = 0;
+        pieces++;
+        for (size_t g = 0; g < N_GROUPS; g++)
+            if (fnmatch(pattern, groups[g].name, 0) == 0) selected[g] = matched = 1;
+        if (!matched) {
+            snprintf(problem, sizeof problem, "-o %s: no check group has that name or matches that glob", pattern);
+            status = usage_error(problem);
+        }
+    }
+    if (!pieces && !status) status = usage_error("-o without a group name");
+    free(list);
+    return status;
+}
+
+/* Usage: test_backend_parity [-l] [-o GROUP[,GROUP...]]... [BACKEND...]:
+ * the GPU backends to hold to the CPU (default: cuda, hip and ze, each
+ * skipped when it has no device); -o and -l as the header says. */
 int main(int argc, char **argv) {
+    /* Options first, then the backends, compacted into argv[1..]. */
+    int n_backends = 0, list = 0, filtered = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-l") == 0) {
+            list = 1;
+        } else if (strcmp(argv[i], "-o") == 0) {
+            if (i + 1 == argc) return usage_error("-o needs a check group");
+            const int status = select_groups(argv[++i]);
+            if (status) return status;
+            filtered = 1;
+        } else if (argv[i][0] == '-') {
+            char problem[256];
+            snprintf(problem, sizeof problem, "unknown option %s", argv[i]);
+            return usage_error(problem);
+        } else {
+            argv[1 + n_backends++] = argv[i];
+        }
+    }
+    if (list) {
+        list_groups();
+        return 0;
+    }
+    for (size_t g = 0; g < N_GROUPS && !filtered; g++) selected[g] = 1;
     /* TF32 GEMMs would fail fp32 parity by design. */
     unsetenv("EGRC_CUDA_TF32");
     const char *gemm = getenv("EGRC_GPU_GEMM");
@@ -1083,8 +1210,8 @@ int main(int argc, char **argv) {
     char dtype_chosen[16] = "";
     if (dtype_env && *dtype_env) snprintf(dtype_chosen, sizeof dtype_chosen, "%s", dtype_env);
     static const char *const default_names[] = {"cuda", "hip", "ze"};
-    const char *const *names = argc > 1 ? (const char *const *)argv + 1 : default_names;
-    const size_t n_names = argc > 1 ? (size_t)argc - 1 : sizeof default_names / sizeof *default_names;
+    const char *const *names = n_backends ? (const char *const *)argv + 1 : default_names;
+    const size_t n_names = n_backends ? (size_t)n_backends : sizeof default_names / sizeof *default_names;
     egrc_error err;
     side[0] = egrc_backend_open("cpu", 0, &err);
     CHECK_MSG(side[0] != NULL, "%s", err.msg);
