@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const known_backends[] = {"cpu", "cuda", "hip", "gpuemu", "ze", NULL};
+/* What `egrc backends` lists. Level Zero (ze) joins when that backend exists;
+ * until then --backend ze is still answered with missing_plugin_hint's line. */
+static const char *const known_backends[] = {"cpu", "cuda", "hip", "gpuemu", NULL};
 
 /* What to do when a known backend's plugin is missing. */
 static const char *missing_plugin_hint(const char *name) {
@@ -24,7 +26,7 @@ static const char *missing_plugin_hint(const char *name) {
         return "build egrc with a C++ compiler and -DEGRC_GPU_EMU=ON (sanitizer builds leave it out)";
     if (strcmp(name, "ze") == 0)
         return "egrc has no oneAPI Level Zero backend yet: Intel GPUs are not supported";
-    return "egrc has no backend of that name (known: cpu, cuda, hip, gpuemu, ze); a third-party plugin goes next to "
+    return "egrc has no backend of that name (known: cpu, cuda, hip, gpuemu); a third-party plugin goes next to "
            "the egrc executable";
 }
 
@@ -78,10 +80,53 @@ static void *open_plugin(const char *name, char *tried, size_t tried_size, char 
     return NULL;
 }
 
+/* The first op the contract requires that the table leaves NULL, or NULL
+ * when all are set. The OPTIONAL ops (sample, the graph ops) are not here. */
+static const char *missing_required_op(const egrc_backend_ops *ops) {
+#define REQUIRED(op) {#op, ops->op != NULL}
+    const struct {
+        const char *name;
+        int set;
+    } required[] = {
+        REQUIRED(name), REQUIRED(device_count), REQUIRED(device_info), REQUIRED(open), REQUIRED(close),
+        REQUIRED(supports), REQUIRED(alloc), REQUIRED(free), REQUIRED(upload), REQUIRED(download), REQUIRED(zero),
+        REQUIRED(synchronize), REQUIRED(latched_error), REQUIRED(to_act), REQUIRED(embedding_forward),
+        REQUIRED(embedding_backward), REQUIRED(layernorm_forward), REQUIRED(layernorm_backward),
+        REQUIRED(rmsnorm_forward), REQUIRED(rmsnorm_backward), REQUIRED(matmul_forward), REQUIRED(matmul_backward),
+        REQUIRED(rope_forward), REQUIRED(rope_backward), REQUIRED(attention_scratch_bytes),
+        REQUIRED(attention_forward), REQUIRED(attention_backward), REQUIRED(gelu_forward), REQUIRED(gelu_backward),
+        REQUIRED(swiglu_forward), REQUIRED(swiglu_backward), REQUIRED(add), REQUIRED(cross_entropy_forward),
+        REQUIRED(cross_entropy_backward), REQUIRED(kv_cache_write), REQUIRED(attention_decode), REQUIRED(to_f32),
+        REQUIRED(sum_squares), REQUIRED(adamw),
+    };
+#undef REQUIRED
+    for (size_t i = 0; i < sizeof required / sizeof *required; i++)
+        if (!required[i].set) return required[i].name;
+    return NULL;
+}
+
+/* Refuses a plugin's table that breaks the contract's shape: another ABI,
+ * a required op missing, or some but not all of the graph ops. The ABI is
+ * checked first: a table of another version may be shorter than this one. */
+static int check_plugin_ops(const char *name, const egrc_backend_ops *ops, egrc_error *err) {
+    if (!ops || ops->abi_version != EGRC_BACKEND_ABI_VERSION)
+        return egrc_fail(err, "backend '%s': plugin was built for backend ABI %d, this egrc needs %d; rebuild it",
+                         name, ops ? ops->abi_version : -1, EGRC_BACKEND_ABI_VERSION);
+    const char *missing = missing_required_op(ops);
+    if (missing)
+        return egrc_fail(err, "backend '%s': plugin leaves the required op '%s' unset (backend.h lists what a "
+                         "plugin must set); it is broken", name, missing);
+    const int graph_ops = !!ops->graph_begin + !!ops->graph_end + !!ops->graph_launch + !!ops->graph_free;
+    if (graph_ops != 0 && graph_ops != 4)
+        return egrc_fail(err, "backend '%s': plugin sets %d of the 4 graph ops (all or none); it is broken", name,
+                         graph_ops);
+    return 0;
+}
+
 const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err) {
     if (strcmp(name, "cpu") == 0) return egrc_cpu_backend_ops();
     if (!valid_backend_name(name)) {
-        egrc_fail(err, "backend '%s': not a valid backend name (known: cpu, cuda, hip, gpuemu, ze)", name);
+        egrc_fail(err, "backend '%s': not a valid backend name (known: cpu, cuda, hip, gpuemu)", name);
         return NULL;
     }
     char tried[3 * (PATH_MAX + 96)], load_error[512] = "";
@@ -107,15 +152,7 @@ const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err) {
         return NULL;
     }
     const egrc_backend_ops *ops = entry();
-    if (!ops || ops->abi_version != EGRC_BACKEND_ABI_VERSION) {
-        egrc_fail(err, "backend '%s': plugin was built for backend ABI %d, this egrc needs %d; rebuild it", name,
-                  ops ? ops->abi_version : -1, EGRC_BACKEND_ABI_VERSION);
-        dlclose(handle);
-        return NULL;
-    }
-    const int graph_ops = !!ops->graph_begin + !!ops->graph_end + !!ops->graph_launch + !!ops->graph_free;
-    if (graph_ops != 0 && graph_ops != 4) {
-        egrc_fail(err, "backend '%s': plugin sets %d of the 4 graph ops (all or none); it is broken", name, graph_ops);
+    if (check_plugin_ops(name, ops, err)) {
         dlclose(handle);
         return NULL;
     }
@@ -148,4 +185,14 @@ egrc_backend *egrc_backend_open(const char *name, int device, egrc_error *err) {
 
 void egrc_backend_close(egrc_backend *be) {
     if (be) be->ops->close(be);
+}
+
+int egrc_backend_synchronize(egrc_backend *be, egrc_error *err) {
+    be->ops->synchronize(be);
+    return be->ops->latched_error(be, err);
+}
+
+int egrc_backend_download(egrc_backend *be, void *dst_host, const void *src, size_t bytes, egrc_error *err) {
+    be->ops->download(be, dst_host, src, bytes);
+    return be->ops->latched_error(be, err);
 }

@@ -28,6 +28,20 @@
  *    attention and cross-entropy are OVERWRITTEN (=); the input gradients of
  *    the norms are ACCUMULATED, because a norm's input is the residual stream,
  *    whose gradient already holds the skip connection's share.
+ *  - Faults (CUDA's sticky-error model). Ops have no error path of their
+ *    own: a failure inside one (a device fault, no memory left for an op's
+ *    scratch, a library refusing a call) is LATCHED. From then on the
+ *    backend may skip every op (the GPU plugins do: their context is
+ *    unusable after most faults), whatever ops compute is undefined, and
+ *    `latched_error` reports the fault, with the same message each time,
+ *    until the backend is closed. A device finds most faults only at the
+ *    next wait, so the core waits through egrc_backend_synchronize and
+ *    egrc_backend_download (end of this file), which return the latched
+ *    fault, and uses nothing a wait brought back unless it returned 0. The
+ *    message names the backend, the op (or, where the device cannot tell,
+ *    the ops since the last wait) and the cause. Limits a backend knows
+ *    before anything runs (a head size its kernels cannot take) are no
+ *    faults: `supports` refuses them when a model is created.
  *
  * Shapes in comments: N rows (N = B*T tokens), C model width, OC output width,
  * V vocabulary, H query heads, KV key/value heads, D head size,
@@ -35,7 +49,9 @@
  *
  * Plugins: `--backend NAME` loads libegrc-backend-NAME.so and calls its
  * exported `egrc_backend_entry` (EGRC_BACKEND_ENTRY_SYMBOL), which returns the
- * ops table; `abi_version` must equal EGRC_BACKEND_ABI_VERSION. */
+ * ops table; `abi_version` must equal EGRC_BACKEND_ABI_VERSION and every op
+ * not marked OPTIONAL must be set, or the loader refuses the plugin, naming
+ * what is wrong. */
 #ifndef EGRC_BACKEND_H
 #define EGRC_BACKEND_H
 
@@ -46,7 +62,7 @@
 #include "../core/base/error.h"
 #include "../core/base/sampling.h" /* EGRC_GREEDY_TEMPERATURE */
 
-#define EGRC_BACKEND_ABI_VERSION 3
+#define EGRC_BACKEND_ABI_VERSION 4
 #define EGRC_BACKEND_ENTRY_SYMBOL "egrc_backend_entry"
 
 typedef struct egrc_backend egrc_backend;
@@ -75,6 +91,12 @@ typedef struct egrc_sample_result {
     float sample_entropy; /* entropy of that distribution; 0 when greedy */
 } egrc_sample_result;
 
+/* The shapes a model's ops take, for `supports` (this header cannot see the
+ * model's config). */
+typedef struct egrc_model_shape {
+    int d_model, n_head, n_kv_head, head_dim, d_ff, vocab_size;
+} egrc_model_shape;
+
 typedef struct egrc_device_info {
     char name[128];
     size_t memory_bytes; /* 0 if unknown */
@@ -100,6 +122,11 @@ struct egrc_backend_ops {
     int (*device_info)(int device, egrc_device_info *info, egrc_error *err);
     egrc_backend *(*open)(int device, egrc_error *err);
     void (*close)(egrc_backend *be);
+    /* Whether this open backend runs every op a model of these shapes needs:
+     * 0, or -1 with a message naming the limit and what to do. Asked by
+     * egrc_model_create, so that a limit stops a run before it starts
+     * rather than in its middle. */
+    int (*supports)(egrc_backend *be, const egrc_model_shape *shape, egrc_error *err);
 
     /* ---- memory and the stream ---- */
     void *(*alloc)(egrc_backend *be, size_t bytes, egrc_error *err);
@@ -108,6 +135,12 @@ struct egrc_backend_ops {
     void (*download)(egrc_backend *be, void *dst_host, const void *src, size_t bytes); /* waits */
     void (*zero)(egrc_backend *be, void *ptr, size_t bytes);
     void (*synchronize)(egrc_backend *be);
+    /* The latched fault (see Faults above): 0 when there is none, else -1
+     * with its message. It does not wait: called after download or
+     * synchronize, it covers every op enqueued before them. The CPU backend
+     * latches only a failed allocation inside attention_backward or sample;
+     * its other ops cannot fail, and it keeps running them after a fault. */
+    int (*latched_error)(egrc_backend *be, egrc_error *err);
     /* Converts n fp32 values into the backend's act_dtype (for weights'
      * compute copies and inputs); a plain copy when act_dtype is fp32. */
     void (*to_act)(egrc_backend *be, void *dst, const float *src, size_t n);
@@ -267,7 +300,8 @@ struct egrc_backend_ops {
      * running nothing, when memory the backend owns and the graph uses (its
      * scratch) was reallocated since the capture: free the graph, run the
      * ops directly, capture again later. graph_free may be called while the
-     * graph is still replaying. */
+     * graph is still replaying. Once a fault is latched, graph_begin and
+     * graph_end fail with its message and graph_launch runs nothing. */
     int (*graph_begin)(egrc_backend *be, egrc_error *err);
     egrc_graph *(*graph_end)(egrc_backend *be, egrc_error *err);
     int (*graph_launch)(egrc_backend *be, egrc_graph *graph);
@@ -282,6 +316,12 @@ void egrc_backend_close(egrc_backend *be);
 const egrc_backend_ops *egrc_backend_find(const char *name, egrc_error *err);
 /* Names of the backends egrc knows about (built in or plugin), NULL-terminated. */
 const char *const *egrc_backend_known_names(void);
+
+/* The core's waits: the op (synchronize or download), then the latched
+ * fault: 0, or -1 with the fault's message. The host memory a failed
+ * download was given holds nothing to use. */
+int egrc_backend_synchronize(egrc_backend *be, egrc_error *err);
+int egrc_backend_download(egrc_backend *be, void *dst_host, const void *src, size_t bytes, egrc_error *err);
 
 /* The built-in CPU backend's table. */
 const egrc_backend_ops *egrc_cpu_backend_ops(void);

@@ -6,6 +6,7 @@
  * raised half-way leaves nothing unowned. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lua_internal.h"
 #include "nn/model_hf.h"
@@ -204,6 +205,8 @@ static int model_load(lua_State *L) {
     egrc_backend *be;
     egrc_lua_model *u = new_model(L, 2, &be);
     egrc_error err;
+    struct stat sb;
+    if (strchr(name, '/') || stat(name, &sb) == 0) egrc_lua_check_readable(L, name); /* a folder, not a preset */
     u->m = strchr(name, '/') ? egrc_model_load_hf(be, name, &err) : egrc_model_open(be, name, (uint64_t)seed, &err);
     if (!u->m) return egrc_lua_raise(L, &err);
     return 1;
@@ -254,13 +257,14 @@ static int model_config(lua_State *L) {
 static int model_clone(lua_State *L) {
     egrc_model *src = egrc_check_model(L, 1);
     float *host = egrc_lua_scratch(L, src->n_params * sizeof(float));
-    src->be->ops->download(src->be, host, src->params, src->n_params * sizeof(float));
+    egrc_error err;
+    if (egrc_backend_download(src->be, host, src->params, src->n_params * sizeof(float), &err))
+        return egrc_lua_raise(L, &err);
     egrc_lua_model *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->m = NULL;
     luaL_setmetatable(L, EGRC_MODEL_MT);
     lua_getiuservalue(L, 1, 1);
     lua_setiuservalue(L, -2, 1);
-    egrc_error err;
     u->m = egrc_model_create(src->be, &src->cfg, &err);
     if (!u->m) return egrc_lua_raise(L, &err);
     egrc_model_set_params(u->m, host);
@@ -317,6 +321,7 @@ static int tokenizer_gc(lua_State *L) {
 
 static int tokenizer_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    egrc_lua_check_readable(L, path);
     egrc_push_tokenizer(L, NULL);
     lua_tokenizer *t = lua_touserdata(L, -1);
     egrc_error err;

@@ -10,26 +10,26 @@ recipes=$2
 backend=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failed=0
-fail() { echo "FAILED: $*"; failed=$((failed + 1)); }
+# shellcheck source=tests/expect.sh
+. "$(dirname "$0")/expect.sh"
 
 out=$("$egrc" run "$recipes/entropy_guided.lua" --backend "$backend" --out "$work/run" --quiet \
       --set base.dir="$work/base" --set base.steps=6 --set base.batch=8 --set base.model.n_layer=2 \
       --set base.model.d_model=64 --set base.model.n_head=4 --set base.model.head_dim=16 --set base.model.d_ff=128 \
       --set eval.per_cell=1 --set eval.max_new_tokens=32 --set rl.prompts=2 --set rl.group=4 --set rl.steps=4 \
-      --set stage1.budget=32 --set stage2.budget=32 --set switch.min_step=1 --set switch.max_step=2 2>&1) ||
-  fail "the run exited $?: $out"
-printf '%s\n' "$out" | grep -Eq "^length ratio [0-9.]+, accuracy delta" || fail "no result line: $out"
+      --set stage1.budget=32 --set stage2.budget=32 --set switch.min_step=1 --set switch.max_step=2 2>&1)
+check "the run succeeds" test $? -eq 0 || printf '%s\n' "$out"
+check "the run prints its result line" grep -Eq "^length ratio [0-9.]+, accuracy delta" <<<"$out" ||
+  printf '%s\n' "$out"
 summary=$work/run/summary.json
-grep -q "\"backend\":[[:space:]]*\"$backend\"" "$summary" || fail "summary.json does not name the backend $backend"
-[ -f "$work/run/model/model.safetensors" ] || fail "the final model was not saved"
+check "summary.json names the backend $backend" grep -q "\"backend\":[[:space:]]*\"$backend\"" "$summary"
+check "the final model is saved" test -f "$work/run/model/model.safetensors"
 # gpu_settings: the learning rate and evaluation batch come from it, the rest from --set
 settings=$work/run/settings.json
-grep -Eq '"lr":[[:space:]]*0.002' "$settings" || fail "gpu_settings' base.lr (0.002) did not apply"
-grep -Eq '"batch":[[:space:]]*512' "$settings" || fail "gpu_settings' eval.batch (512) did not apply"
-grep -Eq '"steps":[[:space:]]*6' "$settings" || fail "--set base.steps=6 did not win over gpu_settings"
-[ -f "$work/base/config.json" ] && grep -q '"num_hidden_layers":[[:space:]]*2' "$work/base/config.json" ||
-  fail "the base reasoner was not saved with --set's 2 layers"
+check "gpu_settings' base.lr (0.002) applies" grep -Eq '"lr":[[:space:]]*0.002' "$settings"
+check "gpu_settings' eval.batch (512) applies" grep -Eq '"batch":[[:space:]]*512' "$settings"
+check "--set base.steps=6 wins over gpu_settings" grep -Eq '"steps":[[:space:]]*6' "$settings"
+check "the base reasoner is saved with --set's 2 layers" grep -q '"num_hidden_layers":[[:space:]]*2' \
+  "$work/base/config.json"
 
-echo "gpu_job_test ($backend): $failed failed"
-[ $failed -eq 0 ]
+finish "gpu_job_test ($backend)"

@@ -61,7 +61,6 @@ void cpu_attention_forward(egrc_backend *be, void *out_, void *scratch, const vo
 
 void cpu_attention_backward(egrc_backend *be, void *dqkv_, const void *dout_, const void *qkv_, const void *out,
                             const void *scratch, int B, int T, int H, int KV, int D) {
-    (void)be;
     (void)out;
     float *dqkv = dqkv_;
     const float *dout = dout_, *qkv = qkv_, *probs_all = scratch;
@@ -74,6 +73,10 @@ void cpu_attention_backward(egrc_backend *be, void *dqkv_, const void *dout_, co
     for (int b = 0; b < B; b++) {
         for (int kv_head = 0; kv_head < KV; kv_head++) {
             float *dscores = malloc((size_t)T * T * sizeof(float));
+            if (!dscores) {
+                cpu_latch(be, "attention_backward", "out of host memory for a %d x %d score gradient", T, T);
+                continue;
+            }
             const float *seq = qkv + (size_t)b * T * row;
             float *dseq = dqkv + (size_t)b * T * row;
             const float *k = seq + (size_t)(H + kv_head) * D, *v = seq + (size_t)(H + KV + kv_head) * D;

@@ -1,9 +1,14 @@
 /* The CPU backend: the reference every other backend is tested against, and
  * the default. Memory is 64-byte aligned host memory; the "stream" is the
- * calling thread, so every op has finished when it returns. */
+ * calling thread, so every op has finished when it returns. Its ops take any
+ * shape (supports says yes to every model), and the only faults it latches
+ * are allocations inside ops that fail (attention_backward's scratch, the
+ * sample op's samplers); ops keep running after one, harmlessly, on host
+ * memory, and every later wait reports it. */
 #include "cpu_backend.h"
 
 #include <omp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +53,14 @@ static egrc_backend *cpu_open(int device, egrc_error *err) {
         return NULL;
     }
     egrc_backend *be = calloc(1, sizeof *be);
-    if (!be) {
+    cpu_state *st = calloc(1, sizeof *st);
+    if (!be || !st) {
+        free(be);
+        free(st);
         egrc_fail(err, "out of memory opening the cpu backend");
         return NULL;
     }
+    be->impl = st;
     be->ops = egrc_cpu_backend_ops();
     be->device = 0;
     be->act_dtype = EGRC_DTYPE_F32;
@@ -59,8 +68,36 @@ static egrc_backend *cpu_open(int device, egrc_error *err) {
 }
 
 static void cpu_close(egrc_backend *be) {
-    cpu_state_free(be);
+    cpu_samplers_free(be->impl);
+    free(be->impl);
     free(be);
+}
+
+static int cpu_supports(egrc_backend *be, const egrc_model_shape *shape, egrc_error *err) {
+    (void)be;
+    (void)shape;
+    (void)err;
+    return 0;
+}
+
+void cpu_latch(egrc_backend *be, const char *op, const char *fmt, ...) {
+    cpu_state *st = be->impl;
+    char cause[sizeof st->fault.msg];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(cause, sizeof cause, fmt, args);
+    va_end(args);
+#pragma omp critical(egrc_cpu_latch)
+    if (!st->faulted) {
+        st->faulted = 1;
+        snprintf(st->fault.msg, sizeof st->fault.msg, "backend 'cpu': op %s: %.900s", op, cause);
+    }
+}
+
+static int cpu_latched_error(egrc_backend *be, egrc_error *err) {
+    const cpu_state *st = be->impl;
+    if (!st->faulted) return 0;
+    return egrc_fail(err, "%s", st->fault.msg);
 }
 
 static void *cpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err) {
@@ -99,12 +136,14 @@ static const egrc_backend_ops cpu_ops = {
     .device_info = cpu_device_info,
     .open = cpu_open,
     .close = cpu_close,
+    .supports = cpu_supports,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_copy,
     .download = cpu_copy,
     .zero = cpu_zero,
     .synchronize = cpu_synchronize,
+    .latched_error = cpu_latched_error,
     .to_act = cpu_to_act,
     .embedding_forward = cpu_embedding_forward,
     .embedding_backward = cpu_embedding_backward,

@@ -8,6 +8,7 @@
 #define EGRC_CPU_BACKEND_H
 
 #include "../backend.h"
+#include "../../core/base/sampling.h"
 
 /* A loop runs on several threads only when it does at least this many
  * elementary operations: below it, waking the thread team costs more than
@@ -54,12 +55,25 @@ void cpu_kv_cache_write(egrc_backend *be, void *k_cache, void *v_cache, const vo
 void cpu_attention_decode(egrc_backend *be, void *out, const void *qkv, const void *k_cache, const void *v_cache,
                           const int32_t *slots, const int32_t *lens, int N, int H, int KV, int D, int cap);
 void cpu_to_f32(egrc_backend *be, float *dst, const void *src, size_t n);
-/* cpu_sample.c: the sample op; its scratch lives in be->impl (a cpu_state),
- * freed by cpu_state_free when the backend closes. */
-typedef struct cpu_state cpu_state;
+/* The backend's state (be->impl), made by open and freed by close. */
+typedef struct cpu_state {
+    /* The sample op's samplers, one per OpenMP thread, for vocabulary `vocab`
+     * (a sampler is 12 bytes per vocabulary entry, too much to allocate per token). */
+    int vocab, n_samplers;
+    egrc_sampler *samplers;
+    /* The latched fault (backend.h's Faults): an op's allocation that failed. */
+    int faulted;
+    egrc_error fault;
+} cpu_state;
+
+/* Latches a fault of `op` (the first one wins; safe from OpenMP threads).
+ * Only allocations inside ops fail on the CPU: running out of host memory. */
+void cpu_latch(egrc_backend *be, const char *op, const char *fmt, ...) EGRC_PRINTF(3, 4);
+
+/* cpu_sample.c: the sample op, on the samplers of be->impl. */
 void cpu_sample(egrc_backend *be, egrc_sample_result *out, const void *logits, const egrc_sample_request *req, int N,
                 int V);
-void cpu_state_free(egrc_backend *be);
+void cpu_samplers_free(cpu_state *st);
 void cpu_sum_squares(egrc_backend *be, float *out, const float *x, size_t n);
 void cpu_adamw(egrc_backend *be, float *params, void *compute_copy, const float *grads, float grad_scale, float *m,
                float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step);

@@ -65,87 +65,112 @@ static unsigned alignment(const void *ptr) {
  * exactly the least alignment those biases have. */
 #define BIAS_ALIGNMENT_PROBE ((const void *)(uintptr_t)BIAS_EPILOGUE_ALIGNMENT)
 
-static void check_lt(cublasStatus_t status, const char *what) {
-    if (status != CUBLAS_STATUS_SUCCESS) gpu_fatal("%s failed: %s", what, cublasLtGetStatusString(status));
+/* Latches a cuBLASLt status other than success as the running op's fault
+ * (a library refusal); returns 0 on success, else -1. */
+static int check_lt(gpu_state *st, cublasStatus_t status, const char *what) {
+    if (status == CUBLAS_STATUS_SUCCESS) return 0;
+    return gpu_fault(st, "%s: %s", what, cublasLtGetStatusString(status));
 }
 
+/* Handles a failed build leaves unset are NULL: destroy only what exists. */
 static void destroy_plan(lt_plan *plan) {
-    cublasLtMatrixLayoutDestroy(plan->a);
-    cublasLtMatrixLayoutDestroy(plan->b);
-    cublasLtMatrixLayoutDestroy(plan->c);
-    cublasLtMatmulDescDestroy(plan->desc);
+    if (plan->a) cublasLtMatrixLayoutDestroy(plan->a);
+    if (plan->b) cublasLtMatrixLayoutDestroy(plan->b);
+    if (plan->c) cublasLtMatrixLayoutDestroy(plan->c);
+    if (plan->desc) cublasLtMatmulDescDestroy(plan->desc);
+    memset(plan, 0, sizeof *plan);
 }
 
-static void set_alignment(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t attr, unsigned bytes) {
+static cublasStatus_t set_alignment(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t attr,
+                                    unsigned bytes) {
     uint32_t value = bytes;
-    check_lt(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value), "cuBLASLt preference");
+    return cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value);
 }
 
-static void build_plan(lt_state *lt, lt_plan *plan, const lt_shape *s) {
-    plan->shape = *s;
+/* The descriptor and layouts of a plan for shape s; 0, or -1 latched. */
+static int describe_plan(gpu_state *st, lt_state *lt, lt_plan *plan, const lt_shape *s) {
     const cudaDataType_t ab_type = s->bf16_ab ? CUDA_R_16BF : CUDA_R_32F, d_type = s->bf16_d ? CUDA_R_16BF : CUDA_R_32F;
     /* TF32 rounds fp32 operands; bf16 operands always multiply exactly in fp32. */
     const cublasComputeType_t compute = s->bf16_ab ? CUBLAS_COMPUTE_32F : lt->compute;
-    check_lt(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F), "cuBLASLt descriptor");
     const cublasOperation_t op_a = s->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = s->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a),
-             "cuBLASLt descriptor");
-    check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b),
-             "cuBLASLt descriptor");
+    if (check_lt(st, cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F), "cuBLASLt descriptor") ||
+        check_lt(st, cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a),
+                 "cuBLASLt descriptor") ||
+        check_lt(st, cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b),
+                 "cuBLASLt descriptor"))
+        return -1;
     if (s->bias) {
         /* The bias is a weight, in the operands' type, which is D's type
          * whenever a bias comes (the forward); said explicitly all the same. */
         const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
         const int32_t bias_type = (int32_t)ab_type;
-        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue),
-                 "cuBLASLt descriptor");
-        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
-                                                sizeof bias_type),
-                 "cuBLASLt descriptor");
         const void *probe = BIAS_ALIGNMENT_PROBE;
-        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &probe, sizeof probe),
-                 "cuBLASLt descriptor");
+        if (check_lt(st, cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                        sizeof epilogue),
+                     "cuBLASLt descriptor") ||
+            check_lt(st, cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                        sizeof bias_type),
+                     "cuBLASLt descriptor") ||
+            check_lt(st, cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &probe,
+                                                        sizeof probe),
+                     "cuBLASLt descriptor"))
+            return -1;
     }
     /* Stored shapes (rows x cols, column-major) before the transposes. */
-    check_lt(cublasLtMatrixLayoutCreate(&plan->a, ab_type, s->trans_a ? s->k : s->m, s->trans_a ? s->m : s->k,
-                                        s->lda),
-             "cuBLASLt layout");
-    check_lt(cublasLtMatrixLayoutCreate(&plan->b, ab_type, s->trans_b ? s->n : s->k, s->trans_b ? s->k : s->n,
-                                        s->ldb),
-             "cuBLASLt layout");
-    check_lt(cublasLtMatrixLayoutCreate(&plan->c, d_type, s->m, s->n, s->ldc), "cuBLASLt layout");
+    if (check_lt(st, cublasLtMatrixLayoutCreate(&plan->a, ab_type, s->trans_a ? s->k : s->m,
+                                                s->trans_a ? s->m : s->k, s->lda),
+                 "cuBLASLt layout") ||
+        check_lt(st, cublasLtMatrixLayoutCreate(&plan->b, ab_type, s->trans_b ? s->n : s->k,
+                                                s->trans_b ? s->k : s->n, s->ldb),
+                 "cuBLASLt layout") ||
+        check_lt(st, cublasLtMatrixLayoutCreate(&plan->c, d_type, s->m, s->n, s->ldc), "cuBLASLt layout"))
+        return -1;
+    return 0;
+}
 
+/* The algorithm for a described plan, or plan->tiled; 0, or -1 latched. */
+static int choose_algorithm(gpu_state *st, lt_state *lt, lt_plan *plan, const lt_shape *s) {
     cublasLtMatmulPreference_t pref;
-    check_lt(cublasLtMatmulPreferenceCreate(&pref), "cuBLASLt preference");
+    if (check_lt(st, cublasLtMatmulPreferenceCreate(&pref), "cuBLASLt preference")) return -1;
     const uint64_t workspace = lt->workspace_bytes;
-    check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
-                                                  sizeof workspace),
-             "cuBLASLt preference");
-    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, s->align_a);
-    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, s->align_b);
-    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, s->align_c);
-    set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, s->align_c);
+    cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                                 &workspace, sizeof workspace);
+    if (status == CUBLAS_STATUS_SUCCESS)
+        status = set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, s->align_a);
+    if (status == CUBLAS_STATUS_SUCCESS)
+        status = set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, s->align_b);
+    if (status == CUBLAS_STATUS_SUCCESS)
+        status = set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, s->align_c);
+    if (status == CUBLAS_STATUS_SUCCESS)
+        status = set_alignment(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, s->align_c);
+    if (check_lt(st, status, "cuBLASLt preference")) {
+        cublasLtMatmulPreferenceDestroy(pref);
+        return -1;
+    }
     cublasLtMatmulHeuristicResult_t result;
     int found = 0;
-    cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt->lt, plan->desc, plan->a, plan->b, plan->c, plan->c,
-                                                           pref, 1, &result, &found);
+    status = cublasLtMatmulAlgoGetHeuristic(lt->lt, plan->desc, plan->a, plan->b, plan->c, plan->c, pref, 1, &result,
+                                            &found);
     cublasLtMatmulPreferenceDestroy(pref);
     /* No algorithm for these types at these alignments: the tiled kernel
      * takes any alignment. An fp32 GEMM always had one so far. */
     if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && found < 1)) {
         if (!s->bf16_ab)
-            gpu_fatal("cuBLASLt has no algorithm for a %d x %d x %d fp32 GEMM (alignments %u/%u/%u bytes)", s->m,
-                      s->n, s->k, s->align_a, s->align_b, s->align_c);
+            return gpu_fault(st, "cuBLASLt has no algorithm for a %d x %d x %d fp32 GEMM (alignments %u/%u/%u bytes)",
+                             s->m, s->n, s->k, s->align_a, s->align_b, s->align_c);
         plan->tiled = 1;
-        return;
+        return 0;
     }
-    check_lt(status, "cuBLASLt algorithm search");
+    if (check_lt(st, status, "cuBLASLt algorithm search")) return -1;
     plan->tiled = 0;
     plan->algo = result.algo;
+    return 0;
 }
 
-static lt_plan *plan_for(lt_state *lt, const lt_shape *shape) {
+/* The cached plan for a shape, built on first use; NULL when building it
+ * failed (latched: no GEMM runs after that). */
+static lt_plan *plan_for(gpu_state *st, lt_state *lt, const lt_shape *shape) {
     for (int i = 0; i < lt->n_plans; i++)
         if (memcmp(&lt->plans[i].shape, shape, sizeof *shape) == 0) return &lt->plans[i];
     lt_plan *plan;
@@ -156,7 +181,11 @@ static lt_plan *plan_for(lt_state *lt, const lt_shape *shape) {
         lt->next_evicted = (lt->next_evicted + 1) % LT_PLANS;
         destroy_plan(plan);
     }
-    build_plan(lt, plan, shape);
+    plan->shape = *shape;
+    if (describe_plan(st, lt, plan, shape) || choose_algorithm(st, lt, plan, shape)) {
+        destroy_plan(plan); /* an all-zero shape matches no GEMM, which has positive m, n and k */
+        return NULL;
+    }
     return plan;
 }
 
@@ -179,21 +208,23 @@ static void lt_gemm(gpu_state *st, const gpu_gemm *g) {
     shape.align_a = alignment(g->A);
     shape.align_b = alignment(g->B);
     shape.align_c = alignment(g->D);
-    lt_plan *plan = plan_for(lt, &shape);
+    lt_plan *plan = plan_for(st, lt, &shape);
+    if (!plan) return;
     if (plan->tiled) {
         gpu_tiled_gemm(st, g);
         return;
     }
-    if (bias)
-        check_lt(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
-                 "cuBLASLt bias");
     const float alpha = 1.0f;
-    check_lt(cublasLtMatmul(lt->lt, plan->desc, &alpha, g->A, plan->a, g->B, plan->b, &g->beta, g->D, plan->c, g->D,
-                            plan->c, &plan->algo, lt->workspace, lt->workspace_bytes, st->stream),
-             "cuBLASLt matmul");
+    if ((bias && check_lt(st, cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                             sizeof bias),
+                          "cuBLASLt bias")) ||
+        check_lt(st, cublasLtMatmul(lt->lt, plan->desc, &alpha, g->A, plan->a, g->B, plan->b, &g->beta, g->D,
+                                    plan->c, g->D, plan->c, &plan->algo, lt->workspace, lt->workspace_bytes,
+                                    st->stream),
+                 "cuBLASLt matmul"))
+        return;
     /* D(m,n) with ldd == m is the row-major (n,m) matrix bias_add takes. */
-    if (g->bias && !bias)
-        gpu_check(egrc_gpu_bias_add(st->stream, g->d_type, g->D, g->bias, g->n, g->m), "matmul_forward (bias)");
+    if (g->bias && !bias) gpu_check(st, egrc_gpu_bias_add(st->stream, g->d_type, g->D, g->bias, g->n, g->m));
 }
 
 static void lt_release(gpu_state *st) {

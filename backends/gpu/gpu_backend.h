@@ -37,11 +37,20 @@
  * download, synchronize, scratch growth, a new RoPE table) stop the process
  * with a message rather than corrupt the capture.
  *
- * Errors: the contract gives ops no error path, so a failure inside an op (a
- * kernel fault, an allocation for scratch that cannot be met) prints one line
- * naming the op and the runtime's error and exits: the GPU context is
- * unusable after most such errors anyway. Failures in open/alloc are
- * reported through egrc_error as usual. */
+ * Errors. Failures in open and alloc are reported through egrc_error. A
+ * failure inside an op (a launch error, a kernel fault, no memory for the
+ * op's scratch, the BLAS refusing a GEMM) is latched, as backend.h's Faults
+ * say: the first one fills `fault`, every later op does nothing (the GPU
+ * context is unusable after most such errors anyway), graph_begin and
+ * graph_end fail with it, and latched_error returns it until close. Each
+ * op call is numbered, so the message can name it: "backend 'cuda': op
+ * attention_forward (call 1234): <the runtime's error> (<its name>)". A
+ * kernel fault usually shows only at the next wait (download, synchronize,
+ * a wait inside rope's table upload); that message names the calls since
+ * the last wait that found nothing, one of which failed, and how to make
+ * the failing op report it itself (CUDA_LAUNCH_BLOCKING=1, or
+ * AMD_SERIALIZE_KERNEL=3 on HIP). Capture-rule breaches (below) are bugs in
+ * the caller, not faults: they stop the process. */
 #ifndef EGRC_GPU_BACKEND_H
 #define EGRC_GPU_BACKEND_H
 
@@ -61,6 +70,9 @@ typedef struct gpu_gemm {
     float beta;
     egrc_gpu_dtype ab_type, d_type;
 } gpu_gemm;
+
+/* How many of the last op calls a fault found at a wait lists by name. */
+#define GPU_RECENT_OPS 6
 
 struct gpu_state {
     cudaStream_t stream;
@@ -90,6 +102,16 @@ struct gpu_state {
     int graphs_enabled;
     int capturing;
     unsigned memory_generation;
+    /* The latched fault (top of this file), and what its message names:
+     * the op calls so far, the op running now, the first call since the
+     * last wait that found nothing (0: none since), and the names of the
+     * last GPU_RECENT_OPS calls (call c at c % GPU_RECENT_OPS). */
+    int faulted;
+    egrc_error fault;
+    unsigned long long calls;
+    const char *op;
+    unsigned long long first_unwaited_call;
+    const char *recent_ops[GPU_RECENT_OPS];
 };
 
 static inline gpu_state *gpu_state_of(egrc_backend *be) { return (gpu_state *)be->impl; }
@@ -99,11 +121,22 @@ static inline gpu_state *gpu_state_of(egrc_backend *be) { return (gpu_state *)be
 int gpu_fail(egrc_error *err, const char *fmt, ...) EGRC_PRINTF(2, 3);
 /* Prints "egrc: <cuda|hip> backend: <message>" and exits. */
 void gpu_fatal(const char *fmt, ...) EGRC_PRINTF(1, 2) __attribute__((noreturn));
-/* gpu_fatal with the op's name unless err is cudaSuccess. */
-void gpu_check(cudaError_t err, const char *op);
-/* At least `bytes` of device scratch, valid until the next call (stream order
- * makes reuse by the next op safe). Growing it during a capture is fatal. */
-void *gpu_scratch(gpu_state *st, size_t bytes);
+/* Starts op `name`, numbering the call: the backend's state, or NULL when a
+ * fault is latched, and the op must then do nothing. */
+gpu_state *gpu_op(egrc_backend *be, const char *name);
+/* Latches `status` as the running op's fault unless it is cudaSuccess;
+ * returns 0 when it is, else -1. */
+int gpu_check(gpu_state *st, cudaError_t status);
+/* Latches a fault of the running op that the glue words itself (a BLAS
+ * status, a refused GEMM); returns -1. */
+int gpu_fault(gpu_state *st, const char *fmt, ...) EGRC_PRINTF(2, 3);
+/* Waits for the stream; a fault it reports is latched as one of the calls
+ * since the last wait. Returns 0, or -1 with the fault latched. */
+int gpu_wait(gpu_state *st);
+/* At least `bytes` of device scratch in *scratch, valid until the next call
+ * (stream order makes reuse by the next op safe); 0, or -1 with running out
+ * of memory latched. Growing it during a capture is fatal. */
+int gpu_scratch(gpu_state *st, size_t bytes, void **scratch);
 /* gpu_fatal when a capture is open: `what` cannot be recorded into a graph. */
 void gpu_refuse_while_capturing(const gpu_state *st, const char *what);
 
@@ -114,6 +147,8 @@ int gpu_device_count(egrc_error *err);
 int gpu_device_info(int device, egrc_device_info *info, egrc_error *err);
 egrc_backend *gpu_open(int device, egrc_error *err);
 void gpu_close(egrc_backend *be);
+int gpu_supports(egrc_backend *be, const egrc_model_shape *shape, egrc_error *err);
+int gpu_latched_error(egrc_backend *be, egrc_error *err);
 void *gpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err);
 void gpu_free(egrc_backend *be, void *ptr);
 void gpu_upload(egrc_backend *be, void *dst, const void *src_host, size_t bytes);
@@ -131,6 +166,9 @@ void gpu_graph_free(egrc_backend *be, egrc_graph *graph);
  * tiled kernel (also the BLAS engine's fallback for a GEMM it cannot run). */
 int gpu_gemm_open(gpu_state *st, egrc_error *err);
 void gpu_tiled_gemm(gpu_state *st, const gpu_gemm *g);
+/* The tiled kernel's launch for one GEMM and its status, latching nothing
+ * (for checks outside an op, such as hip_blas.c's self-check at open). */
+cudaError_t gpu_tiled_gemm_launch(cudaStream_t stream, const gpu_gemm *g);
 void gpu_matmul_forward(egrc_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
                         int OC);
 void gpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
@@ -138,7 +176,8 @@ void gpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, 
 
 #ifdef EGRC_GPU_BLAS
 /* The vendor BLAS engine (cuda_blas.c, hip_blas.c): sets st->gemm, and
- * gemm_release and blas where it holds state. */
+ * gemm_release and blas where it holds state. An engine latches what fails
+ * (gpu_check, gpu_fault) and runs nothing once st->faulted is set. */
 int gpu_blas_open(gpu_state *st, egrc_error *err);
 #endif
 

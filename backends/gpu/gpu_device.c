@@ -46,8 +46,86 @@ void gpu_fatal(const char *fmt, ...) {
     exit(EXIT_FAILURE);
 }
 
-void gpu_check(cudaError_t err, const char *op) {
-    if (err != cudaSuccess) gpu_fatal("%s failed: %s (%s)", op, cudaGetErrorString(err), cudaGetErrorName(err));
+/* What makes the op that faults report it itself, where a wait found it. */
+#ifdef EGRC_GPU_HIP
+#define BLOCKING_LAUNCHES "AMD_SERIALIZE_KERNEL=3"
+#else
+#define BLOCKING_LAUNCHES "CUDA_LAUNCH_BLOCKING=1"
+#endif
+
+gpu_state *gpu_op(egrc_backend *be, const char *name) {
+    gpu_state *st = gpu_state_of(be);
+    if (st->faulted) return NULL;
+    st->calls++;
+    st->op = name;
+    st->recent_ops[st->calls % GPU_RECENT_OPS] = name;
+    if (!st->first_unwaited_call) st->first_unwaited_call = st->calls;
+    return st;
+}
+
+/* Latches "backend 'NAME': <message>"; the first fault wins. */
+static void latch(gpu_state *st, const char *message) {
+    if (st->faulted) return;
+    snprintf(st->fault.msg, sizeof st->fault.msg, "backend '%s': %s", EGRC_GPU_NAME, message);
+    st->faulted = 1;
+}
+
+int gpu_fault(gpu_state *st, const char *fmt, ...) {
+    char cause[768], message[1000];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(cause, sizeof cause, fmt, args);
+    va_end(args);
+    snprintf(message, sizeof message, "op %s (call %llu): %s", st->op, st->calls, cause);
+    latch(st, message);
+    return -1;
+}
+
+int gpu_check(gpu_state *st, cudaError_t status) {
+    if (status == cudaSuccess) return 0;
+    cudaGetLastError(); /* an error that is not sticky must not linger into later calls */
+    return gpu_fault(st, "%s (%s)", cudaGetErrorString(status), cudaGetErrorName(status));
+}
+
+int gpu_wait(gpu_state *st) {
+    const cudaError_t status = cudaStreamSynchronize(st->stream);
+    if (status == cudaSuccess) {
+        st->first_unwaited_call = 0;
+        return 0;
+    }
+    cudaGetLastError();
+    if (st->first_unwaited_call == st->calls) /* the wait's own op is all there was */
+        return gpu_fault(st, "%s (%s)", cudaGetErrorString(status), cudaGetErrorName(status));
+    /* The calls since the last wait, the last few by name. */
+    const unsigned long long since = st->calls - st->first_unwaited_call + 1;
+    const unsigned long long named = since < GPU_RECENT_OPS ? since : GPU_RECENT_OPS;
+    char names[GPU_RECENT_OPS * 40] = "";
+    for (unsigned long long c = st->calls - named + 1; c <= st->calls; c++) {
+        const size_t used = strlen(names);
+        snprintf(names + used, sizeof names - used, "%s%.32s", used ? ", " : "", st->recent_ops[c % GPU_RECENT_OPS]);
+    }
+    char message[1000];
+    snprintf(message, sizeof message,
+             "one of the %llu op calls since the last wait (calls %llu to %llu, %s: %s) failed: %s (%s); %s makes "
+             "the op that fails report it itself",
+             since, st->first_unwaited_call, st->calls, named < since ? "the last of them" : "that is", names,
+             cudaGetErrorString(status), cudaGetErrorName(status), BLOCKING_LAUNCHES);
+    latch(st, message);
+    return -1;
+}
+
+int gpu_latched_error(egrc_backend *be, egrc_error *err) {
+    const gpu_state *st = gpu_state_of(be);
+    return st->faulted ? gpu_fail(err, "%s", st->fault.msg) : 0;
+}
+
+int gpu_supports(egrc_backend *be, const egrc_model_shape *shape, egrc_error *err) {
+    const gpu_state *st = gpu_state_of(be);
+    if (shape->head_dim > st->max_head_dim)
+        return gpu_fail(err, "head size %d is larger than the %d this version's attention kernels take on this "
+                        "device (%zu KiB of shared memory per block); use a model with smaller heads, or --backend "
+                        "cpu", shape->head_dim, st->max_head_dim, st->shared_limit / 1024);
+    return 0;
 }
 
 int gpu_device_info(int device, egrc_device_info *info, egrc_error *err) {
@@ -204,9 +282,14 @@ void gpu_close(egrc_backend *be) {
 }
 
 void *gpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err) {
-    gpu_refuse_while_capturing(gpu_state_of(be), "alloc");
+    gpu_state *st = gpu_state_of(be);
+    gpu_refuse_while_capturing(st, "alloc");
+    if (st->faulted) { /* the context is gone: say why, rather than blame the memory */
+        gpu_fail(err, "%s", st->fault.msg);
+        return NULL;
+    }
     cudaError_t status;
-    void *ptr = device_alloc(gpu_state_of(be), bytes, &status);
+    void *ptr = device_alloc(st, bytes, &status);
     if (!ptr) {
         size_t free_bytes = 0, total_bytes = 0;
         cudaMemGetInfo(&free_bytes, &total_bytes);
@@ -218,9 +301,11 @@ void *gpu_alloc(egrc_backend *be, size_t bytes, egrc_error *err) {
     return ptr;
 }
 
+/* After a fault the memory goes with the context: nothing to free then. */
 void gpu_free(egrc_backend *be, void *ptr) {
     gpu_refuse_while_capturing(gpu_state_of(be), "free");
-    gpu_check(device_free(gpu_state_of(be), ptr), "free");
+    gpu_state *st = gpu_op(be, "free");
+    if (st) gpu_check(st, device_free(st, ptr));
 }
 
 void gpu_refuse_while_capturing(const gpu_state *st, const char *what) {
@@ -229,47 +314,53 @@ void gpu_refuse_while_capturing(const gpu_state *st, const char *what) {
                   "graph ops; EGRC_GPU_GRAPHS=0 runs without graphs)", what);
 }
 
-void *gpu_scratch(gpu_state *st, size_t bytes) {
-    if (bytes <= st->scratch_bytes) return st->scratch;
+int gpu_scratch(gpu_state *st, size_t bytes, void **scratch) {
+    if (bytes <= st->scratch_bytes) {
+        *scratch = st->scratch;
+        return 0;
+    }
     gpu_refuse_while_capturing(st, "growing the scratch buffer");
     /* Grow with headroom so a sequence of slightly larger requests does not
      * reallocate each time. The old buffer is freed in stream order, after
      * the ops that still use it. */
     size_t grown = bytes + bytes / 4;
     grown = (grown + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
-    gpu_check(device_free(st, st->scratch), "free of the old scratch");
+    if (gpu_check(st, device_free(st, st->scratch))) return -1;
+    st->scratch_bytes = 0;
+    st->memory_generation++; /* graphs captured before point at the old buffer */
     cudaError_t status;
     st->scratch = device_alloc(st, grown, &status);
     if (!st->scratch)
-        gpu_fatal("out of GPU memory for %.1f MiB of scratch: %s", (double)grown / (1 << 20),
-                  cudaGetErrorString(status));
+        return gpu_fault(st, "out of GPU memory for %.1f MiB of scratch: %s (%s)", (double)grown / (1 << 20),
+                         cudaGetErrorString(status), cudaGetErrorName(status));
     st->scratch_bytes = grown;
-    st->memory_generation++; /* graphs captured before point at the old buffer */
-    return st->scratch;
+    *scratch = st->scratch;
+    return 0;
 }
 
 void gpu_upload(egrc_backend *be, void *dst, const void *src_host, size_t bytes) {
     gpu_refuse_while_capturing(gpu_state_of(be), "upload");
-    if (!bytes) return;
-    gpu_check(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, gpu_state_of(be)->stream), "upload");
+    gpu_state *st = gpu_op(be, "upload");
+    if (st && bytes) gpu_check(st, cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, st->stream));
 }
 
 void gpu_download(egrc_backend *be, void *dst_host, const void *src, size_t bytes) {
-    gpu_state *st = gpu_state_of(be);
-    gpu_refuse_while_capturing(st, "download");
-    if (bytes) gpu_check(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, st->stream), "download");
-    /* A kernel fault surfaces at the first wait after it: name that. */
-    gpu_check(cudaStreamSynchronize(st->stream), "an op queued before this download");
+    gpu_refuse_while_capturing(gpu_state_of(be), "download");
+    gpu_state *st = gpu_op(be, "download");
+    if (!st) return;
+    if (bytes && gpu_check(st, cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, st->stream))) return;
+    gpu_wait(st);
 }
 
 void gpu_zero(egrc_backend *be, void *ptr, size_t bytes) {
-    if (!bytes) return;
-    gpu_check(cudaMemsetAsync(ptr, 0, bytes, gpu_state_of(be)->stream), "zero");
+    gpu_state *st = gpu_op(be, "zero");
+    if (st && bytes) gpu_check(st, cudaMemsetAsync(ptr, 0, bytes, st->stream));
 }
 
 void gpu_synchronize(egrc_backend *be) {
     gpu_refuse_while_capturing(gpu_state_of(be), "synchronize");
-    gpu_check(cudaStreamSynchronize(gpu_state_of(be)->stream), "an op queued before this synchronize");
+    gpu_state *st = gpu_op(be, "synchronize");
+    if (st) gpu_wait(st);
 }
 
 /* An instantiated graph and the memory generation it was captured under. */
@@ -280,6 +371,7 @@ struct egrc_graph {
 
 int gpu_graph_begin(egrc_backend *be, egrc_error *err) {
     gpu_state *st = gpu_state_of(be);
+    if (st->faulted) return gpu_fail(err, "%s", st->fault.msg);
     if (!st->graphs_enabled)
         return gpu_fail(err, "graphs are off in the %s backend (EGRC_GPU_GRAPHS=1 turns them on)", EGRC_GPU_NAME);
     if (st->capturing) return gpu_fail(err, "graph_begin: a capture is already open");
@@ -303,6 +395,12 @@ egrc_graph *gpu_graph_end(egrc_backend *be, egrc_error *err) {
     const char *step = "cudaStreamEndCapture";
     cudaError_t status = cudaStreamEndCapture(st->stream, &graph);
     egrc_graph *captured = NULL;
+    if (st->faulted) { /* an op of the capture failed: what it recorded is no use */
+        if (status == cudaSuccess && graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        gpu_fail(err, "%s", st->fault.msg);
+        return NULL;
+    }
     if (status == cudaSuccess) {
         captured = calloc(1, sizeof *captured);
         if (!captured) {
@@ -328,7 +426,7 @@ int gpu_graph_launch(egrc_backend *be, egrc_graph *graph) {
     gpu_state *st = gpu_state_of(be);
     if (graph->memory_generation != st->memory_generation) return EGRC_GRAPH_STALE;
     gpu_refuse_while_capturing(st, "graph_launch");
-    gpu_check(cudaGraphLaunch(graph->exec, st->stream), "graph launch");
+    if (gpu_op(be, "graph_launch")) gpu_check(st, cudaGraphLaunch(graph->exec, st->stream));
     return 0;
 }
 
@@ -339,11 +437,11 @@ int gpu_graph_launch(egrc_backend *be, egrc_graph *graph) {
  * rollout, or for a stale graph, never inside a capture: the wait is cheap. */
 void gpu_graph_free(egrc_backend *be, egrc_graph *graph) {
     if (!graph) return;
+    gpu_state *st = gpu_op(be, "graph_free");
 #ifdef EGRC_GPU_HIP
-    gpu_check(cudaStreamSynchronize(gpu_state_of(be)->stream), "a graph replay before this graph free");
-#else
-    (void)be;
+    if (st) gpu_wait(st);
 #endif
-    gpu_check(cudaGraphExecDestroy(graph->exec), "graph free");
+    const cudaError_t status = cudaGraphExecDestroy(graph->exec);
+    if (st) gpu_check(st, status); /* after a fault, only the host side needs freeing */
     free(graph);
 }

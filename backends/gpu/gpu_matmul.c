@@ -19,11 +19,12 @@
 
 #include "gpu_backend.h"
 
-void gpu_tiled_gemm(gpu_state *st, const gpu_gemm *g) {
-    gpu_check(egrc_gpu_gemm(st->stream, g->ab_type, g->d_type, g->trans_a, g->trans_b, g->m, g->n, g->k, g->A, g->lda,
-                            g->B, g->ldb, g->D, g->ldd, g->beta, g->bias),
-              "tiled GEMM");
+cudaError_t gpu_tiled_gemm_launch(cudaStream_t stream, const gpu_gemm *g) {
+    return egrc_gpu_gemm(stream, g->ab_type, g->d_type, g->trans_a, g->trans_b, g->m, g->n, g->k, g->A, g->lda, g->B,
+                         g->ldb, g->D, g->ldd, g->beta, g->bias);
 }
+
+void gpu_tiled_gemm(gpu_state *st, const gpu_gemm *g) { gpu_check(st, gpu_tiled_gemm_launch(st->stream, g)); }
 
 int gpu_gemm_open(gpu_state *st, egrc_error *err) {
     const char *choice = getenv("EGRC_GPU_GEMM");
@@ -39,27 +40,28 @@ int gpu_gemm_open(gpu_state *st, egrc_error *err) {
 }
 
 /* Column-major D(m,n) = op(A) op(B) + beta D (+ bias(m) broadcast over columns);
- * A, B and bias are activations, D is in d_type. */
+ * A, B and bias are activations, D is in d_type. Nothing once an earlier
+ * GEMM of the op latched a fault. */
 static void gemm(gpu_state *st, egrc_gpu_dtype d_type, int trans_a, int trans_b, int m, int n, int k, const void *A,
                  int lda, const void *B, int ldb, void *D, int ldd, float beta, const void *bias) {
-    if (m <= 0 || n <= 0 || k <= 0) return; /* empty batch: nothing to compute */
+    if (st->faulted || m <= 0 || n <= 0 || k <= 0) return; /* empty batch: nothing to compute */
     const gpu_gemm g = {trans_a, trans_b, m, n, k, lda, ldb, ldd, A, B, bias, D, beta, st->act, d_type};
     st->gemm(st, &g);
 }
 
 void gpu_matmul_forward(egrc_backend *be, void *out, const void *inp, const void *w, const void *bias, int N, int C,
                         int OC) {
-    gpu_state *st = gpu_state_of(be);
-    gemm(st, st->act, 1, 0, OC, N, C, w, C, inp, C, out, OC, 0.0f, bias);
+    gpu_state *st = gpu_op(be, "matmul_forward");
+    if (st) gemm(st, st->act, 1, 0, OC, N, C, w, C, inp, C, out, OC, 0.0f, bias);
 }
 
 void gpu_matmul_backward(egrc_backend *be, void *dinp, float *dw, float *dbias, const void *dout, const void *inp,
                          const void *w, int N, int C, int OC) {
-    gpu_state *st = gpu_state_of(be);
+    gpu_state *st = gpu_op(be, "matmul_backward");
+    if (!st) return;
     if (dinp) gemm(st, st->act, 0, 0, C, N, OC, w, C, dout, OC, dinp, C, 0.0f, NULL);
     gemm(st, EGRC_GPU_F32, 0, 1, C, OC, N, inp, C, dout, OC, dw, C, 1.0f, NULL);
-    if (dbias) {
-        void *scratch = gpu_scratch(st, egrc_gpu_column_sums_scratch(N, OC));
-        gpu_check(egrc_gpu_bias_backward(st->stream, st->act, scratch, dbias, dout, N, OC), "matmul_backward (bias)");
-    }
+    void *scratch;
+    if (dbias && !st->faulted && gpu_scratch(st, egrc_gpu_column_sums_scratch(N, OC), &scratch) == 0)
+        gpu_check(st, egrc_gpu_bias_backward(st->stream, st->act, scratch, dbias, dout, N, OC));
 }

@@ -41,10 +41,25 @@
  * the GPU's memory model (every write is visible at once), bf16 or
  * fast-math instructions (the CPU's fp32 math runs instead).
  *
+ * Faults, injected so that the glue's error path runs in tests:
+ * EGRC_GPUEMU_FAULT=NAME[:N] makes the Nth call (default the first) of NAME
+ * fail as CUDA reports such failures. NAME is a piece of stream work (a
+ * kernel by its name without template arguments, e.g. add_kernel; the
+ * emulated cublasLtMatmul; cudaMemcpyAsync, cudaMemsetAsync) or an
+ * allocation (cudaMalloc, cudaMallocAsync), and N counts its calls from the
+ * process's first, a graph's replays included. Stream work then faults with
+ * an illegal address: it does not run, and neither does any work after it
+ * (the context is lost); the next synchronising call (a stream, event or
+ * device synchronisation, a synchronous copy or set) returns
+ * cudaErrorIllegalAddress, and so does every call after that (CUDA's sticky
+ * error: cudaGetLastError does not clear it). With CUDA_LAUNCH_BLOCKING=1,
+ * as in CUDA, the faulting call reports it itself. An allocation fails
+ * with cudaErrorMemoryAllocation, which is not sticky.
+ *
  * Single-threaded: the first host thread to call it owns it; a call from
  * another thread dies. Environment: EGRC_GPUEMU_SHARED_LIMIT sets the shared
  * memory a block may opt into (default 227 KiB, an H100's), e.g. 65536 for
- * an AMD block. */
+ * an AMD block; EGRC_GPUEMU_FAULT and CUDA_LAUNCH_BLOCKING above. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -136,6 +151,59 @@ cudaError_t fail(cudaError_t error) {
     return error;
 }
 
+/* ---------------- injected faults (EGRC_GPUEMU_FAULT) ---------------- */
+
+std::string fault_name;            /* empty: no fault to inject */
+unsigned long long fault_call = 0; /* which call of fault_name fails, from 1 */
+unsigned long long fault_calls_seen = 0;
+bool launch_blocking = false; /* CUDA_LAUNCH_BLOCKING=1 */
+/* A fault stream work met that no synchronising call has reported yet, and
+ * the sticky error every call returns once one has. */
+bool fault_pending = false;
+cudaError_t sticky_error = cudaSuccess;
+
+/* A misspelt name or a count past the run would inject nothing, silently. */
+void report_fault_not_injected() {
+    if (fault_calls_seen < fault_call)
+        report("EGRC_GPUEMU_FAULT: no fault was injected: %s ran %llu times, not %llu (in bf16 mode attention runs "
+               "the tc_* kernels; CUDA_LAUNCH_BLOCKING and EGRC_GPU_GEMM=tiled change what runs too)",
+               fault_name.c_str(), fault_calls_seen, fault_call);
+}
+
+void read_fault_setting() {
+    const char *blocking = getenv("CUDA_LAUNCH_BLOCKING");
+    launch_blocking = blocking && strcmp(blocking, "1") == 0;
+    const char *setting = getenv("EGRC_GPUEMU_FAULT");
+    if (!setting || !*setting) return;
+    const char *colon = strchr(setting, ':');
+    fault_name.assign(setting, colon ? (size_t)(colon - setting) : strlen(setting));
+    fault_call = 1;
+    if (colon) {
+        char *end;
+        fault_call = strtoull(colon + 1, &end, 10);
+        if (*end || end == colon + 1 || fault_call == 0) fault_name.clear();
+    }
+    if (fault_name.empty())
+        die("EGRC_GPUEMU_FAULT=%s: expected NAME or NAME:N, NAME a kernel (e.g. add_kernel), cublasLtMatmul, "
+            "cudaMemcpyAsync, cudaMemsetAsync, cudaMalloc or cudaMallocAsync, N >= 1 the call of it that fails",
+            setting);
+    atexit(report_fault_not_injected);
+}
+
+/* Counts a call of `name`; true for the one EGRC_GPUEMU_FAULT names. */
+bool injected(const std::string &name) {
+    return !fault_name.empty() && name == fault_name && ++fault_calls_seen == fault_call;
+}
+
+/* A synchronising call: reports a pending fault, which sticks from then on. */
+cudaError_t synchronise() {
+    if (fault_pending) {
+        fault_pending = false;
+        sticky_error = cudaErrorIllegalAddress;
+    }
+    return sticky_error == cudaSuccess ? cudaSuccess : fail(sticky_error);
+}
+
 /* ---------------- the owning thread, limits, signals ---------------- */
 
 pthread_t owner;
@@ -159,6 +227,7 @@ void enter(const char *call) {
         page_bytes = (size_t)sysconf(_SC_PAGESIZE);
         const long pages = sysconf(_SC_PHYS_PAGES);
         if (pages > 0) total_memory = (size_t)pages * page_bytes;
+        read_fault_setting();
         const char *limit = getenv("EGRC_GPUEMU_SHARED_LIMIT");
         if (limit && *limit) {
             char *end;
@@ -591,11 +660,24 @@ void check_launch(const kernel_launch &k) {
 
 /* ---------------- streams, events, graphs ---------------- */
 
-/* A unit of stream work: run now, or recorded by a capture and replayed. */
+/* A unit of stream work: run now, or recorded by a capture and replayed.
+ * `name` is what EGRC_GPUEMU_FAULT calls it. */
 struct node {
-    std::string what;
+    std::string what, name;
     std::function<void()> run;
 };
+
+/* Runs stream work unless the context is lost, or loses it here when this
+ * is the call EGRC_GPUEMU_FAULT names. */
+void run_node(const node &n) {
+    if (fault_pending || sticky_error != cudaSuccess) return;
+    if (injected(n.name)) {
+        fault_pending = true;
+        if (launch_blocking) synchronise();
+        return;
+    }
+    n.run();
+}
 
 struct stream_state {
     unsigned flags = 0;
@@ -660,6 +742,7 @@ cudaError_t refuse_if_capturing(const char *call, bool allowed_in_relaxed) {
 
 /* Runs the work now, or records it in the stream's capture. */
 cudaError_t enqueue(cudaStream_t stream, node work) {
+    if (sticky_error != cudaSuccess) return fail(sticky_error);
     stream_state *s = stream_of(stream);
     if (!s) {
         report("%s: unknown stream %p", work.what.c_str(), (void *)stream);
@@ -679,8 +762,8 @@ cudaError_t enqueue(cudaStream_t stream, node work) {
                            "(cudaErrorStreamCaptureImplicit)");
                 return fail(cudaErrorStreamCaptureImplicit);
             }
-    work.run();
-    return cudaSuccess;
+    run_node(work);
+    return sticky_error == cudaSuccess ? cudaSuccess : fail(sticky_error);
 }
 
 const char *kind_name(cudaMemcpyKind kind) {
@@ -727,7 +810,7 @@ cudaError_t copy(const char *call, void *dst, const void *src, size_t bytes, cud
     }
     char what[64];
     snprintf(what, sizeof what, "%s (%s)", call, kind_name(kind));
-    return enqueue(stream, node{what, [=]() {
+    return enqueue(stream, node{what, call, [=]() {
                                     check_copy(call, dst, src, bytes, kind);
                                     memmove(dst, src, bytes);
                                 }});
@@ -736,14 +819,14 @@ cudaError_t copy(const char *call, void *dst, const void *src, size_t bytes, cud
 cudaError_t set(const char *call, void *ptr, int value, size_t bytes, cudaStream_t stream) {
     if (!bytes) return cudaSuccess;
     check_range(call, "destination", ptr, bytes, true);
-    return enqueue(stream, node{call, [=]() {
+    return enqueue(stream, node{call, call, [=]() {
                                     check_range(call, "destination", ptr, bytes, true);
                                     memset(ptr, value, bytes);
                                 }});
 }
 
 void replay(const std::vector<node> &nodes) {
-    for (const node &n : nodes) n.run();
+    for (const node &n : nodes) run_node(n);
 }
 
 /* Faults: a guard page, a fiber's stack guard, freed memory, or elsewhere
@@ -903,7 +986,8 @@ void launch_kernel(const launch_site &where, const void *kernel, dim3 grid, dim3
     block.threads = (int)(block_shape.x * block_shape.y * block_shape.z);
     char what[256];
     snprintf(what, sizeof what, "kernel %s (%s:%d)", where.kernel, where.file, where.line);
-    enqueue(stream, node{what, [launch]() {
+    const std::string name(where.kernel, strcspn(where.kernel, "<")); /* without template arguments */
+    enqueue(stream, node{what, name, [launch]() {
                              block.threads = (int)(launch->block.x * launch->block.y * launch->block.z);
                              run_kernel(*launch);
                          }});
@@ -911,7 +995,7 @@ void launch_kernel(const launch_site &where, const void *kernel, dim3 grid, dim3
 
 cudaError_t enqueue_host_work(cudaStream_t stream, const char *name, std::function<void()> work) {
     enter(name);
-    return enqueue(stream, node{name, std::move(work)});
+    return enqueue(stream, node{name, name, std::move(work)});
 }
 
 void check_device_range(const char *call, const char *what, const void *ptr, size_t bytes) {
@@ -943,6 +1027,7 @@ const char *cudaGetErrorName(cudaError_t error) {
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
@@ -964,6 +1049,7 @@ const char *cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorNotSupported: return "operation not supported";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated:
@@ -976,12 +1062,13 @@ const char *cudaGetErrorString(cudaError_t error) {
 }
 
 cudaError_t cudaGetLastError(void) {
+    if (sticky_error != cudaSuccess) return sticky_error; /* a lost context is never cleared */
     const cudaError_t error = last_error;
     last_error = cudaSuccess;
     return error;
 }
 
-cudaError_t cudaPeekAtLastError(void) { return last_error; }
+cudaError_t cudaPeekAtLastError(void) { return sticky_error != cudaSuccess ? sticky_error : last_error; }
 
 cudaError_t cudaGetDeviceCount(int *count) {
     enter("cudaGetDeviceCount");
@@ -1052,7 +1139,8 @@ cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int dev
 
 cudaError_t cudaDeviceSynchronize(void) {
     enter("cudaDeviceSynchronize");
-    return refuse_if_capturing("cudaDeviceSynchronize", false);
+    const cudaError_t status = refuse_if_capturing("cudaDeviceSynchronize", false);
+    return status != cudaSuccess ? status : synchronise();
 }
 
 cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, int value) {
@@ -1066,8 +1154,10 @@ cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, 
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     enter("cudaMalloc");
     *ptr = nullptr;
+    if (sticky_error != cudaSuccess) return fail(sticky_error);
     cudaError_t status = refuse_if_capturing("cudaMalloc", true);
     if (status != cudaSuccess) return status;
+    if (injected("cudaMalloc")) return fail(cudaErrorMemoryAllocation);
     if (!bytes) return cudaSuccess;
     *ptr = map_block(bytes, memory_kind::device);
     return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
@@ -1075,6 +1165,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes) {
 
 cudaError_t cudaFree(void *ptr) {
     enter("cudaFree");
+    if (sticky_error != cudaSuccess) return fail(sticky_error);
     const cudaError_t status = refuse_if_capturing("cudaFree", false);
     if (status != cudaSuccess) return status;
     return unmap_block("cudaFree", ptr, memory_kind::device);
@@ -1083,6 +1174,7 @@ cudaError_t cudaFree(void *ptr) {
 cudaError_t cudaMallocAsync(void **ptr, size_t bytes, cudaStream_t stream) {
     enter("cudaMallocAsync");
     *ptr = nullptr;
+    if (sticky_error != cudaSuccess) return fail(sticky_error);
     stream_state *s = stream_of(stream);
     if (!s) return fail(cudaErrorInvalidResourceHandle);
     if (s->capturing) {
@@ -1092,6 +1184,7 @@ cudaError_t cudaMallocAsync(void **ptr, size_t bytes, cudaStream_t stream) {
                        "the capture, or extend backends/gpuemu/runtime.cpp");
         return fail(cudaErrorStreamCaptureUnsupported);
     }
+    if (injected("cudaMallocAsync")) return fail(cudaErrorMemoryAllocation);
     if (!bytes) return cudaSuccess;
     *ptr = map_block(bytes, memory_kind::device);
     return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
@@ -1099,6 +1192,7 @@ cudaError_t cudaMallocAsync(void **ptr, size_t bytes, cudaStream_t stream) {
 
 cudaError_t cudaFreeAsync(void *ptr, cudaStream_t stream) {
     enter("cudaFreeAsync");
+    if (sticky_error != cudaSuccess) return fail(sticky_error);
     stream_state *s = stream_of(stream);
     if (!s) return fail(cudaErrorInvalidResourceHandle);
     if (s->capturing) {
@@ -1143,7 +1237,8 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpy
     enter("cudaMemcpy");
     const cudaError_t status = refuse_if_capturing("cudaMemcpy (synchronous)", true);
     if (status != cudaSuccess) return status;
-    return copy("cudaMemcpy", dst, src, bytes, kind, 0);
+    const cudaError_t copied = copy("cudaMemcpy", dst, src, bytes, kind, 0);
+    return copied != cudaSuccess ? copied : synchronise();
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
@@ -1156,7 +1251,8 @@ cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
     enter("cudaMemset");
     const cudaError_t status = refuse_if_capturing("cudaMemset (synchronous)", true);
     if (status != cudaSuccess) return status;
-    return set("cudaMemset", ptr, value, bytes, 0);
+    const cudaError_t done = set("cudaMemset", ptr, value, bytes, 0);
+    return done != cudaSuccess ? done : synchronise();
 }
 
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream) {
@@ -1196,7 +1292,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
         if (!s->invalidated) invalidate(s, "cudaStreamSynchronize", "a capturing stream cannot be synchronized");
         return fail(cudaErrorStreamCaptureUnsupported);
     }
-    return refuse_if_capturing("cudaStreamSynchronize", true);
+    const cudaError_t status = refuse_if_capturing("cudaStreamSynchronize", true);
+    return status != cudaSuccess ? status : synchronise();
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
@@ -1207,7 +1304,7 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
         if (!s->invalidated) invalidate(s, "cudaStreamQuery", "a capturing stream cannot be queried");
         return fail(cudaErrorStreamCaptureUnsupported);
     }
-    return cudaSuccess;
+    return synchronise(); /* the work ran at its call, so a query sees what a wait would */
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
@@ -1241,7 +1338,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     enter("cudaEventRecord");
     event_state *e = reinterpret_cast<event_state *>(event);
     if (!events.count(e)) return fail(cudaErrorInvalidResourceHandle);
-    return enqueue(stream, node{"cudaEventRecord", [e]() {
+    return enqueue(stream, node{"cudaEventRecord", "cudaEventRecord", [e]() {
                                     if (!events.count(e)) die("a graph records an event that was destroyed");
                                     e->recorded = true;
                                     clock_gettime(CLOCK_MONOTONIC, &e->when);
@@ -1257,7 +1354,8 @@ cudaError_t cudaEventQuery(cudaEvent_t event) {
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     enter("cudaEventSynchronize");
     if (!events.count(reinterpret_cast<event_state *>(event))) return fail(cudaErrorInvalidResourceHandle);
-    return refuse_if_capturing("cudaEventSynchronize", true);
+    const cudaError_t status = refuse_if_capturing("cudaEventSynchronize", true);
+    return status != cudaSuccess ? status : synchronise();
 }
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
@@ -1344,7 +1442,7 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     graph_exec_state *e = reinterpret_cast<graph_exec_state *>(exec);
     if (!graph_execs.count(e)) return fail(cudaErrorInvalidResourceHandle);
     std::shared_ptr<const std::vector<node>> nodes = e->nodes;
-    return enqueue(stream, node{"cudaGraphLaunch", [nodes]() { replay(*nodes); }});
+    return enqueue(stream, node{"cudaGraphLaunch", "cudaGraphLaunch", [nodes]() { replay(*nodes); }});
 }
 
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {

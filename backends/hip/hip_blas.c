@@ -63,11 +63,13 @@ static rocblas_status run_gemm(const rocblas_engine *e, const gpu_gemm *g) {
 
 static void rocblas_gemm(gpu_state *st, const gpu_gemm *g) {
     const rocblas_status status = run_gemm(st->blas, g);
-    if (status != ROCBLAS_STATUS_SUCCESS)
-        gpu_fatal("rocblas_gemm_ex (%s%s, m %d, n %d, k %d) failed with rocBLAS status %d", g->trans_a ? "T" : "N",
+    if (status != ROCBLAS_STATUS_SUCCESS) {
+        gpu_fault(st, "rocblas_gemm_ex (%s%s, m %d, n %d, k %d) failed with rocBLAS status %d", g->trans_a ? "T" : "N",
                   g->trans_b ? "T" : "N", g->m, g->n, g->k, (int)status);
+        return;
+    }
     /* D(m,n) with ldd == m is the row-major (n,m) matrix bias_add takes. */
-    if (g->bias) gpu_check(egrc_gpu_bias_add(st->stream, g->d_type, g->D, g->bias, g->n, g->m), "matmul_forward (bias)");
+    if (g->bias) gpu_check(st, egrc_gpu_bias_add(st->stream, g->d_type, g->D, g->bias, g->n, g->m));
 }
 
 static void close_engine(rocblas_engine *e) {
@@ -138,6 +140,15 @@ static void fill_exact(uint16_t *bf16, float *f32, size_t n, unsigned seed) {
     }
 }
 
+/* One runtime call of the self-check: 0, or -1 with `why` naming it. The
+ * check runs at open, before any op: its failures are reasons to use the
+ * tiled kernel, not faults to latch. */
+static int check_step(cudaError_t status, const char *what, char *why, size_t why_size) {
+    if (status == cudaSuccess) return 0;
+    snprintf(why, why_size, "the rocBLAS self-check's %s failed: %s", what, cudaGetErrorString(status));
+    return -1;
+}
+
 /* Every GEMM form gpu_matmul.c uses (TN forward with a bias, NN input
  * gradient, NT weight gradient accumulating into fp32), through rocBLAS and
  * through the tiled kernel. Returns 0 when all agree bit for bit. */
@@ -160,12 +171,15 @@ static int self_check(gpu_state *st, rocblas_engine *e, char *why, size_t why_si
     for (int i = 0; i < 3; i++) {
         fill_exact(host_bf16, host_f32, CHECK_ELEMS, (unsigned)i);
         const void *src = act_size == 2 ? (const void *)host_bf16 : (const void *)host_f32;
-        gpu_check(cudaMemcpyAsync(inputs[i], src, CHECK_ELEMS * act_size, cudaMemcpyHostToDevice, st->stream),
-                  "rocBLAS self-check upload");
-        gpu_check(cudaStreamSynchronize(st->stream), "rocBLAS self-check upload"); /* the host arrays are reused */
+        if (check_step(cudaMemcpyAsync(inputs[i], src, CHECK_ELEMS * act_size, cudaMemcpyHostToDevice, st->stream),
+                       "upload", why, why_size) ||
+            check_step(cudaStreamSynchronize(st->stream), "upload", why, why_size)) /* the host arrays are reused */
+            goto done;
     }
     /* D's starting values, which the fp32 weight-gradient form accumulates onto */
-    gpu_check(cudaMemcpyAsync(d_init, host_f32, bytes, cudaMemcpyHostToDevice, st->stream), "rocBLAS self-check upload");
+    if (check_step(cudaMemcpyAsync(d_init, host_f32, bytes, cudaMemcpyHostToDevice, st->stream), "upload", why,
+                   why_size))
+        goto done;
     /* {trans_a, trans_b, m, n, k, lda, ldb, ldd, with bias, fp32 D, beta} */
     static const int forms[3][11] = {
         {1, 0, CHECK_M, CHECK_N, CHECK_K, CHECK_K, CHECK_K, CHECK_M, 1, 0, 0},
@@ -179,19 +193,26 @@ static int self_check(gpu_state *st, rocblas_engine *e, char *why, size_t why_si
                             d_blas, (float)p[10], st->act, d_type};
         gpu_gemm tiled = g;
         tiled.D = d_tiled;
-        gpu_check(cudaMemcpyAsync(d_blas, d_init, bytes, cudaMemcpyDeviceToDevice, st->stream), "rocBLAS self-check");
-        gpu_check(cudaMemcpyAsync(d_tiled, d_init, bytes, cudaMemcpyDeviceToDevice, st->stream), "rocBLAS self-check");
+        if (check_step(cudaMemcpyAsync(d_blas, d_init, bytes, cudaMemcpyDeviceToDevice, st->stream), "copy", why,
+                       why_size) ||
+            check_step(cudaMemcpyAsync(d_tiled, d_init, bytes, cudaMemcpyDeviceToDevice, st->stream), "copy", why,
+                       why_size))
+            goto done;
         const rocblas_status status = run_gemm(e, &g);
         if (status != ROCBLAS_STATUS_SUCCESS) {
             snprintf(why, why_size, "rocblas_gemm_ex failed its self-check with status %d", (int)status);
             goto done;
         }
-        if (g.bias) gpu_check(egrc_gpu_bias_add(st->stream, d_type, d_blas, bias, g.n, g.m), "rocBLAS self-check");
-        gpu_tiled_gemm(st, &tiled);
         const size_t d_bytes = (size_t)CHECK_M * CHECK_N * (d_type == EGRC_GPU_BF16 ? 2 : 4);
-        gpu_check(cudaMemcpyAsync(got, d_blas, d_bytes, cudaMemcpyDeviceToHost, st->stream), "rocBLAS self-check");
-        gpu_check(cudaMemcpyAsync(want, d_tiled, d_bytes, cudaMemcpyDeviceToHost, st->stream), "rocBLAS self-check");
-        gpu_check(cudaStreamSynchronize(st->stream), "rocBLAS self-check");
+        if ((g.bias && check_step(egrc_gpu_bias_add(st->stream, d_type, d_blas, bias, g.n, g.m), "bias add", why,
+                                  why_size)) ||
+            check_step(gpu_tiled_gemm_launch(st->stream, &tiled), "tiled GEMM", why, why_size) ||
+            check_step(cudaMemcpyAsync(got, d_blas, d_bytes, cudaMemcpyDeviceToHost, st->stream), "download", why,
+                       why_size) ||
+            check_step(cudaMemcpyAsync(want, d_tiled, d_bytes, cudaMemcpyDeviceToHost, st->stream), "download", why,
+                       why_size) ||
+            check_step(cudaStreamSynchronize(st->stream), "wait", why, why_size))
+            goto done;
         if (memcmp(got, want, d_bytes) != 0) {
             snprintf(why, why_size, "rocblas_gemm_ex disagrees with the tiled kernel on a %s%s GEMM (an unexpected "
                      "rocBLAS ABI?)", g.trans_a ? "T" : "N", g.trans_b ? "T" : "N");

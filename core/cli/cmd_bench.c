@@ -61,7 +61,10 @@ static double gemm_gflops(egrc_backend *be, int n, egrc_error *err) {
         for (int rep = 0; rep < 4; rep++) {
             double start = now_seconds();
             be->ops->matmul_forward(be, c, a, b, NULL, n, n, n);
-            be->ops->synchronize(be);
+            if (egrc_backend_synchronize(be, err)) {
+                best = -1.0;
+                break;
+            }
             double gflops = 2.0 * n * (double)n * n / (now_seconds() - start) / 1e9;
             if (rep > 0 && gflops > best) best = gflops; /* rep 0 warms up */
         }
@@ -204,13 +207,19 @@ static int bench_train(int argc, char **argv) {
             code = egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
             break;
         }
-        be->ops->synchronize(be);
+        if (egrc_backend_synchronize(be, &err)) {
+            code = egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
+            break;
+        }
         if (s > 0) total += now_seconds() - start;
     }
+    double gemm = code == EGRC_EXIT_OK ? gemm_gflops(be, 2048, &err) : -1.0;
+    /* Without the GEMM's number the row still prints; after a fault it does not. */
+    if (code == EGRC_EXIT_OK && gemm < 0.0 && be->ops->latched_error(be, &err))
+        code = egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
     if (code == EGRC_EXIT_OK) {
         double step_s = total / (double)steps;
         double model_gflops = training_flops(m, (int)B, (int)T) / step_s / 1e9;
-        double gemm = gemm_gflops(be, 2048, &err);
         struct rusage usage;
         getrusage(RUSAGE_SELF, &usage);
         egrc_device_info info;
@@ -265,7 +274,8 @@ static int bench_generate(int argc, char **argv) {
     egrc_sampling_config cfg = egrc_sampling_defaults();
     cfg.max_new_tokens = new_tokens < 2 ? (int)new_tokens : 2;
     if (egrc_generate(m, prompts, lens, (int)B, (int)P, &cfg, &r, &err)) {
-        code = egrc_cli_error(EGRC_EXIT_USAGE, err.msg, NULL);
+        /* a bad flag is a usage error; a fault of the backend is not */
+        code = egrc_cli_error(be->ops->latched_error(be, NULL) ? EGRC_EXIT_FAILURE : EGRC_EXIT_USAGE, err.msg, NULL);
         goto done;
     }
     egrc_rollout_free(&r);

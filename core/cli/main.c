@@ -23,7 +23,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run RECIPE.lua [--backend NAME] [--device N] [--seed N] [--out DIR] [--set KEY=VALUE ...]\n"
-    "                 [--resume DIR] [--quiet] [--sandbox]\n"
+    "                 [--resume DIR] [--quiet] [--sandbox] [--lua-cpu-limit SECONDS] [--lua-memory-limit MB]\n"
     "                                       run a Lua recipe (see docs/recipes.md)\n"
     "  version                              print the version\n"
     "  backends                             list backends and their devices\n"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "model_hf.h"
 
 #define CHECKPOINT_FORMAT "egrc-checkpoint-1"
 
@@ -20,10 +21,16 @@ int egrc_checkpoint_save(const char *path, egrc_model *m, int step, const egrc_r
         free(config);
         return egrc_fail(err, "%s: out of host memory writing the checkpoint", path);
     }
+    /* A latched backend fault leaves host unwritten: refuse before anything reaches the file. */
     be->ops->download(be, host, m->params, bytes);
     if (with_moments) {
         be->ops->download(be, host + m->n_params, m->adam_m, bytes);
         be->ops->download(be, host + 2 * m->n_params, m->adam_v, bytes);
+    }
+    if (egrc_backend_synchronize(be, err)) {
+        free(config);
+        free(host);
+        return egrc_error_prefix(err, "%s: not written", path);
     }
     egrc_st_entry entries[3] = {
         {"params", EGRC_DTYPE_F32, 1, {(int64_t)m->n_params}, host},
@@ -54,12 +61,37 @@ static int parse_rng(const char *text, egrc_rng *rng) {
     return 0;
 }
 
-static int load_vector(const egrc_safetensors *st, const char *path, const char *name, float *host, size_t n,
-                       egrc_error *err) {
+/* The parameter tensor of m that holds flat element `index`, or NULL. */
+static const egrc_param_tensor *tensor_at(const egrc_model *m, size_t index) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const egrc_param_tensor *t = &m->tensors[i];
+        if (index >= t->offset && index - t->offset < (size_t)t->rows * (size_t)t->cols) return t;
+    }
+    return NULL;
+}
+
+/* A NaN or infinity in the parameters or the Adam moments means the run had
+ * diverged when it saved; resuming would only carry the NaN on. */
+static int refuse_nonfinite(const egrc_model *m, const char *path, const char *name, const float *host, size_t bad,
+                            egrc_error *err) {
+    const egrc_param_tensor *t = tensor_at(m, bad);
+    char where[96] = "";
+    if (t)
+        snprintf(where, sizeof where, " (%s, row %zu, column %zu)", t->name, (bad - t->offset) / (size_t)t->cols,
+                 (bad - t->offset) % (size_t)t->cols);
+    return egrc_fail(err,
+                     "%s: '%s' holds a non-finite value (%g) at element %zu%s: the run had diverged when this "
+                     "checkpoint was written; resume from an earlier one",
+                     path, name, (double)host[bad], bad, where);
+}
+
+static int load_vector(const egrc_safetensors *st, const egrc_model *m, const char *path, const char *name,
+                       float *host, egrc_error *err) {
     const egrc_st_tensor *t = egrc_safetensors_find(st, name);
     if (!t) return egrc_fail(err, "%s: checkpoint has no '%s'", path, name);
-    if (egrc_st_tensor_to_f32(t, host, (int64_t)n, err)) return egrc_error_prefix(err, "%s", path);
-    return 0;
+    int64_t bad;
+    if (egrc_weights_to_f32(t, host, (int64_t)m->n_params, &bad, err)) return egrc_error_prefix(err, "%s", path);
+    return bad == t->numel ? 0 : refuse_nonfinite(m, path, name, host, (size_t)bad, err);
 }
 
 int egrc_checkpoint_load(const char *path, egrc_model *m, int *step, egrc_rng *rng, egrc_error *err) {
@@ -85,7 +117,7 @@ int egrc_checkpoint_load(const char *path, egrc_model *m, int *step, egrc_rng *r
         egrc_fail(err, "%s: metadata 'step' is missing or not a step number", path);
     } else if (parse_rng(egrc_safetensors_metadata(st, "rng"), rng)) {
         egrc_fail(err, "%s: metadata 'rng' is missing or malformed", path);
-    } else if (!load_vector(st, path, "params", host, m->n_params, err)) {
+    } else if (!load_vector(st, m, path, "params", host, err)) {
         egrc_model_set_params(m, host);
         rc = 0;
         if (egrc_safetensors_find(st, "adam_m")) {
@@ -94,10 +126,10 @@ int egrc_checkpoint_load(const char *path, egrc_model *m, int *step, egrc_rng *r
                 m->adam_v = m->adam_m ? be->ops->alloc(be, bytes, err) : NULL;
             }
             rc = -1;
-            if (m->adam_v && !load_vector(st, path, "adam_m", host, m->n_params, err)) {
+            if (m->adam_v && !load_vector(st, m, path, "adam_m", host, err)) {
                 be->ops->upload(be, m->adam_m, host, bytes);
                 be->ops->synchronize(be);
-                if (!load_vector(st, path, "adam_v", host, m->n_params, err)) {
+                if (!load_vector(st, m, path, "adam_v", host, err)) {
                     be->ops->upload(be, m->adam_v, host, bytes);
                     be->ops->synchronize(be);
                     rc = 0;

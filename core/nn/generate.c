@@ -246,16 +246,17 @@ const float *egrc_decoder_lse(const egrc_decoder *d) { return d->out_lse; }
 const float *egrc_decoder_entropy(const egrc_decoder *d) { return d->out_entropy; }
 int egrc_decoder_length(const egrc_decoder *d, int slot) { return d->length[slot]; }
 
-/* T=1 statistics of the n rows in d->logits, then everything to the host. */
-static void finish_outputs(egrc_decoder *d, int n) {
+/* T=1 statistics of the n rows in d->logits, then everything to the host;
+ * -1 with the backend's latched fault when those downloads hold nothing. */
+static int finish_outputs(egrc_decoder *d, int n, egrc_error *err) {
     egrc_backend *be = d->m->be;
-    if (d->device_sampling) return; /* decoder_sample reads d->logits on the device */
+    if (d->device_sampling) return 0; /* decoder_sample reads d->logits on the device */
     const int V = d->m->cfg.vocab_size;
     be->ops->cross_entropy_forward(be, d->loss, d->lse, d->entropy, d->logits, d->d_no_targets, n, V);
     be->ops->to_f32(be, d->logits_f32, d->logits, (size_t)n * V);
     be->ops->download(be, d->out_logits, d->logits_f32, (size_t)n * V * sizeof(float));
     be->ops->download(be, d->out_lse, d->lse, (size_t)n * sizeof(float));
-    be->ops->download(be, d->out_entropy, d->entropy, (size_t)n * sizeof(float));
+    return egrc_backend_download(be, d->out_entropy, d->entropy, (size_t)n * sizeof(float), err);
 }
 
 int egrc_decoder_prefill(egrc_decoder *d, const int32_t *prompts, const int *lens, int n, int stride,
@@ -293,7 +294,7 @@ int egrc_decoder_prefill(egrc_decoder *d, const int32_t *prompts, const int *len
     for (int i = 0; i < n; i++)
         be->ops->add(be, act_row(m, d->logits, (size_t)i, V), act_row(m, m->logits, (size_t)i * T + lens[i] - 1, V),
                      V);
-    finish_outputs(d, n);
+    if (finish_outputs(d, n, err)) return egrc_error_prefix(err, "prefill");
     for (int s = 0; s < d->max_seqs; s++) d->length[s] = s < n ? lens[s] : 0;
     return 0;
 }
@@ -370,18 +371,21 @@ int egrc_decoder_step(egrc_decoder *d, const int32_t *tokens, const int *slots, 
     if (stage_step(d, tokens, slots, n, err)) return -1;
     upload_step_inputs(d);
     decode_forward(d, n);
-    finish_outputs(d, n);
+    if (finish_outputs(d, n, err)) return egrc_error_prefix(err, "decode step");
     for (int i = 0; i < n; i++) d->length[slots[i]]++;
     return 0;
 }
 
 /* The backend's sample op on the n rows of the prefill: requests up,
  * results (n small records) down, in one round trip. */
-static void decoder_sample(egrc_decoder *d, const egrc_sample_request *req, egrc_sample_result *res, int n) {
+static int decoder_sample(egrc_decoder *d, const egrc_sample_request *req, egrc_sample_result *res, int n,
+                          egrc_error *err) {
     egrc_backend *be = d->m->be;
     be->ops->upload(be, d->d_requests, req, (size_t)n * sizeof *req);
     be->ops->sample(be, d->d_results, d->logits, d->d_requests, n, d->m->cfg.vocab_size);
-    be->ops->download(be, res, d->d_results, (size_t)n * sizeof *res);
+    if (egrc_backend_download(be, res, d->d_results, (size_t)n * sizeof *res, err))
+        return egrc_error_prefix(err, "sampling the prefill's tokens");
+    return 0;
 }
 
 /* Rows a rollout step of n active rows runs (top of the file). */
@@ -431,6 +435,7 @@ static int run_step(egrc_decoder *d, int rows, egrc_error *err) {
     }
     step_ops(d, rows);
     *graph = ops->graph_end(be, err);
+    if (!*graph && ops->latched_error(be, err)) return egrc_error_prefix(err, "decode step"); /* a fault, not the capture */
     if (!*graph)
         return egrc_error_prefix(err, "capturing the %d-row decode step (EGRC_GPU_GRAPHS=0 runs without graphs)",
                                  rows);
@@ -462,7 +467,8 @@ static int decoder_step_sample(egrc_decoder *d, const int32_t *tokens, const int
     upload_step_inputs(d);
     be->ops->upload(be, d->d_requests, d->requests, (size_t)rows * sizeof *d->requests);
     if (run_step(d, rows, err)) return -1;
-    be->ops->download(be, res, d->d_results, (size_t)n * sizeof *res);
+    if (egrc_backend_download(be, res, d->d_results, (size_t)n * sizeof *res, err))
+        return egrc_error_prefix(err, "decode step");
     for (int i = 0; i < n; i++) d->length[slots[i]]++;
     return 0;
 }
@@ -679,7 +685,7 @@ int egrc_generate(egrc_model *m, const int32_t *prompts, const int *prompt_lens,
      * last tokens and, with the sample op, samples the next in the same trip. */
     if (device_sampling) {
         draw_requests(cfg, &g, n_prompts);
-        decoder_sample(d, g.requests, g.results, n_prompts);
+        if (decoder_sample(d, g.requests, g.results, n_prompts, err)) goto done;
         for (int r = 0; r < n_prompts; r++) record_token(cfg, &g, r, &g.results[r], out);
     } else {
         host_sample_rows(d, cfg, &g, n_prompts, out);

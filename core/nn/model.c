@@ -61,8 +61,17 @@ static void build_layout(egrc_model *m) {
     m->lnf_b = layernorm ? add_tensor(m, "lnf_b", 1, C) : EGRC_ABSENT;
 }
 
+/* Whether the backend runs this model's shapes: a limit it knows (a head
+ * size its kernels cannot take) stops the model here, not mid-run. */
+static int check_backend_supports(egrc_backend *be, const egrc_model_config *cfg, egrc_error *err) {
+    const egrc_model_shape shape = {cfg->d_model, cfg->n_head, cfg->n_kv_head, cfg->head_dim, cfg->d_ff,
+                                    cfg->vocab_size};
+    if (be->ops->supports(be, &shape, err) == 0) return 0;
+    return egrc_error_prefix(err, "model config: backend '%s' cannot run it", be->ops->name);
+}
+
 egrc_model *egrc_model_create(egrc_backend *be, const egrc_model_config *cfg, egrc_error *err) {
-    if (egrc_config_validate(cfg, "model config", err)) return NULL;
+    if (egrc_config_validate(cfg, "model config", err) || check_backend_supports(be, cfg, err)) return NULL;
     egrc_model *m = calloc(1, sizeof *m);
     int max_tensors = 4 + 12 * cfg->n_layer;
     if (!m) goto oom;
@@ -207,6 +216,10 @@ int egrc_model_ensure_activations(egrc_model *m, int B, int T, egrc_error *err) 
     return 0;
 }
 
+/* The wait keeps host_params in use until the upload has read it. A fault
+ * is not reported here (the function returns nothing): it stays latched,
+ * and the model's next checked wait (a forward's loss, a rollout, a
+ * training step) returns it. */
 void egrc_model_set_params(egrc_model *m, const float *host_params) {
     egrc_backend *be = m->be;
     be->ops->upload(be, m->params, host_params, m->n_params * sizeof(float));

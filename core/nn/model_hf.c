@@ -149,6 +149,83 @@ static int ignorable(const char *name) {
     return 0;
 }
 
+/* Exponent all ones: NaN or an infinity. On the bits, so that no compiler
+ * flag that assumes finite math can drop the test. */
+static int is_nonfinite(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return (bits & 0x7f800000u) == 0x7f800000u;
+}
+
+/* Branch-free over a block, which the compiler vectorises; only a block
+ * that has a bad value is searched element by element. */
+#define FINITE_SCAN_BLOCK 4096
+
+static int block_has_nonfinite(const float *v, size_t n) {
+    int any = 0;
+    for (size_t i = 0; i < n; i++) any |= is_nonfinite(v[i]);
+    return any;
+}
+
+size_t egrc_first_nonfinite(const float *v, size_t n) {
+    for (size_t start = 0; start < n; start += FINITE_SCAN_BLOCK) {
+        size_t len = n - start < FINITE_SCAN_BLOCK ? n - start : FINITE_SCAN_BLOCK;
+        if (!block_has_nonfinite(v + start, len)) continue;
+        for (size_t i = start;; i++)
+            if (is_nonfinite(v[i])) return i;
+    }
+    return n;
+}
+
+/* Elements converted, then scanned, at a time: 256 KB of f32, within L2. */
+#define CONVERT_BLOCK ((int64_t)1 << 16)
+
+int egrc_weights_to_f32(const egrc_st_tensor *t, float *out, int64_t count, int64_t *first_bad, egrc_error *err) {
+    *first_bad = t->numel;
+    /* Its messages: a count mismatch names both counts, a wrong dtype the dtype, even when empty. */
+    if (count != t->numel || t->numel == 0) return egrc_st_tensor_to_f32(t, out, count, err);
+    const size_t element = egrc_dtype_size(t->dtype);
+    for (int64_t at = 0; at < t->numel; at += CONVERT_BLOCK) {
+        egrc_st_tensor block = *t;
+        block.numel = t->numel - at < CONVERT_BLOCK ? t->numel - at : CONVERT_BLOCK;
+        block.data = (const char *)t->data + (size_t)at * element;
+        block.nbytes = (size_t)block.numel * element;
+        if (egrc_st_tensor_to_f32(&block, out + at, block.numel, err)) return -1;
+        size_t bad = egrc_first_nonfinite(out + at, (size_t)block.numel);
+        if (bad < (size_t)block.numel) {
+            *first_bad = at + (int64_t)bad;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* "[3, 17]": the multi-dimensional index of flat element `index` of a
+ * row-major tensor, as a user would look it up (t[3, 17] in PyTorch). */
+static void format_index(char *out, size_t size, int ndim, const int64_t *shape, int64_t index) {
+    int64_t coords[EGRC_ST_MAX_DIMS];
+    for (int d = ndim - 1; d >= 0; d--) {
+        coords[d] = shape[d] > 0 ? index % shape[d] : 0;
+        index = shape[d] > 0 ? index / shape[d] : 0;
+    }
+    format_shape(out, size, ndim, coords);
+}
+
+/* Converts tensor s into `values`, refusing a NaN or an infinity: such
+ * weights make every logit NaN, which would surface steps later as a NaN
+ * loss or as garbage samples, far from the cause. */
+static int load_finite(const egrc_st_tensor *s, float *values, const char *dir, egrc_error *err) {
+    int64_t bad;
+    if (egrc_weights_to_f32(s, values, s->numel, &bad, err)) return egrc_error_prefix(err, "%s", dir);
+    if (bad == s->numel) return 0;
+    char where[128];
+    format_index(where, sizeof where, s->ndim, s->shape, bad);
+    return egrc_fail(err,
+                     "%s: tensor '%s' (%s) holds a non-finite value (%g) at element %lld %s: the weights are "
+                     "corrupt or come from a diverged run; egrc does not load them",
+                     dir, s->name, egrc_dtype_name(s->dtype), (double)values[bad], (long long)bad, where);
+}
+
 /* GPT-2 checkpoints from the original release have no "transformer." prefix. */
 static const egrc_st_tensor *find_tensor(const egrc_safetensors *st, const char *name) {
     const egrc_st_tensor *t = egrc_safetensors_find(st, name);
@@ -185,10 +262,7 @@ static int import_all(egrc_model *m, const egrc_safetensors *st, const char *dir
             goto done;
         }
         staging = block;
-        if (egrc_st_tensor_to_f32(s, staging, s->numel, err)) {
-            egrc_error_prefix(err, "%s", dir);
-            goto done;
-        }
+        if (load_finite(s, staging, dir, err)) goto done;
         hf_import(t, staging, host);
     }
     /* Anything else in the file is either a known buffer or a sign that the
@@ -247,7 +321,10 @@ int egrc_model_save_hf(egrc_model *m, const char *dir, egrc_error *err) {
         egrc_fail(err, "out of host memory saving the model");
         goto done;
     }
-    m->be->ops->download(m->be, host, m->params, m->n_params * sizeof(float));
+    if (egrc_backend_download(m->be, host, m->params, m->n_params * sizeof(float), err)) {
+        egrc_error_prefix(err, "%s: not written", dir);
+        goto done;
+    }
     size_t used = 0;
     for (int i = 0; i < count; i++) {
         egrc_hf_export(&tensors[i], host, hf + used);

@@ -91,7 +91,10 @@ int egrc_model_forward(egrc_model *m, const int32_t *tokens, const int32_t *targ
     if (targets) {
         ops->cross_entropy_forward(be, m->losses, m->lse, m->entropy, m->logits, m->targets, N, c->vocab_size);
         if (mean_loss) {
-            ops->download(be, m->host_losses, m->losses, (size_t)N * sizeof(float));
+            if (egrc_backend_download(be, m->host_losses, m->losses, (size_t)N * sizeof(float), err)) {
+                free(positions);
+                return -1;
+            }
             double sum = 0.0;
             for (int i = 0; i < N; i++) sum += m->host_losses[i];
             *mean_loss = valid ? (float)(sum / valid) : 0.0f;
@@ -155,15 +158,13 @@ int egrc_model_backward_weighted(egrc_model *m, const float *dloss, const float 
  * into the room carve_all (model.c) leaves after them, one chunk at a time,
  * and each chunk downloaded; the logits themselves stay intact, since
  * backward still reads them. That room starts at the first 4-byte boundary
- * past the logits and holds at least one float. */
-static void download_logits_f32(egrc_model *m, float *host, size_t first, size_t n) {
+ * past the logits and holds at least one float. 0, or -1 with the
+ * backend's latched fault. */
+static int download_logits_f32(egrc_model *m, float *host, size_t first, size_t n, egrc_error *err) {
     egrc_backend *be = m->be;
     const size_t a = egrc_dtype_size(be->act_dtype), f = sizeof(float);
     char *logits = m->logits;
-    if (a == f) {
-        be->ops->download(be, host, logits + first * f, n * f);
-        return;
-    }
+    if (a == f) return egrc_backend_download(be, host, logits + first * f, n * f, err);
     const size_t count = (size_t)m->act_B * m->act_T * m->cfg.vocab_size;
     const size_t room = (count * a + f - 1) / f * f, room_end = count * f + f;
     const size_t chunk = (room_end - room) / f;
@@ -171,12 +172,17 @@ static void download_logits_f32(egrc_model *m, float *host, size_t first, size_t
     for (size_t done = 0; done < n; done += chunk) {
         const size_t part = n - done < chunk ? n - done : chunk;
         be->ops->to_f32(be, staging, logits + (first + done) * a, part);
-        be->ops->download(be, host + done, staging, part * f);
+        if (egrc_backend_download(be, host + done, staging, part * f, err)) return -1;
     }
+    return 0;
 }
 
+/* The three downloads below return nothing (model.h): after a fault, what
+ * they wrote is not to be used, and the model's next checked wait (a forward
+ * with a loss, an optimizer step, a rollout) reports the fault, which stays
+ * latched until then. */
 void egrc_model_download_logits(egrc_model *m, float *host) {
-    download_logits_f32(m, host, 0, (size_t)m->last_B * m->last_T * m->cfg.vocab_size);
+    download_logits_f32(m, host, 0, (size_t)m->last_B * m->last_T * m->cfg.vocab_size, NULL);
 }
 
 void egrc_model_download_losses(egrc_model *m, float *host) {
@@ -198,7 +204,10 @@ int egrc_model_greedy(egrc_model *m, int32_t *tokens, int prompt_len, int n_new,
             free(row);
             return -1;
         }
-        download_logits_f32(m, row, (size_t)(len - 1) * V, (size_t)V);
+        if (download_logits_f32(m, row, (size_t)(len - 1) * V, (size_t)V, err)) {
+            free(row);
+            return -1;
+        }
         int best = 0;
         for (int v = 1; v < V; v++)
             if (row[v] > row[best]) best = v;

@@ -16,11 +16,19 @@ float egrc_lr_at(const egrc_optim_config *cfg, int step) {
     return (float)(cfg->min_lr + 0.5 * (1.0 + cos(M_PI * progress)) * (cfg->lr - cfg->min_lr));
 }
 
-float egrc_model_grad_norm(egrc_model *m) {
+/* The gradient norm into *norm: 0, or -1 with the backend's latched fault. */
+static int grad_norm_of(egrc_model *m, float *norm, egrc_error *err) {
     float sum_sq;
     m->be->ops->sum_squares(m->be, m->scalar, m->grads, m->n_params);
-    m->be->ops->download(m->be, &sum_sq, m->scalar, sizeof sum_sq);
-    return sqrtf(sum_sq);
+    if (egrc_backend_download(m->be, &sum_sq, m->scalar, sizeof sum_sq, err)) return -1;
+    *norm = sqrtf(sum_sq);
+    return 0;
+}
+
+/* NaN when the backend has latched a fault: no norm was computed. */
+float egrc_model_grad_norm(egrc_model *m) {
+    float norm;
+    return grad_norm_of(m, &norm, NULL) ? NAN : norm;
 }
 
 void egrc_model_reset_optimizer(egrc_model *m) {
@@ -42,7 +50,8 @@ int egrc_model_optimizer_step(egrc_model *m, const egrc_optim_config *cfg, int s
         ops->zero(be, m->adam_m, bytes);
         ops->zero(be, m->adam_v, bytes);
     }
-    float norm = egrc_model_grad_norm(m);
+    float norm;
+    if (grad_norm_of(m, &norm, err)) return egrc_error_prefix(err, "step %d", step);
     if (grad_norm) *grad_norm = norm;
     if (!isfinite(norm)) return egrc_fail(err, "step %d: the gradient norm is %g; lower the learning rate", step, norm);
     /* As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when above;
@@ -56,6 +65,11 @@ int egrc_model_optimizer_step(egrc_model *m, const egrc_optim_config *cfg, int s
                cfg->weight_decay, step + 1);
     ops->adamw(be, m->params + decayed, compute ? (char *)compute + decayed * act : NULL, m->grads + decayed,
                grad_scale, m->adam_m + decayed, m->adam_v + decayed, rest, lr, cfg->beta1, cfg->beta2, cfg->eps, 0.0f, step + 1);
+    /* A fault in the update is this step's: reported now, before the caller
+     * logs the step or saves a checkpoint of the weights it left. The wait
+     * costs the overlap of the update with the host's next batch, a small
+     * share of a step. */
+    if (egrc_backend_synchronize(be, err)) return egrc_error_prefix(err, "step %d, optimizer", step);
     return 0;
 }
 

@@ -87,7 +87,7 @@ static int forward_sweep(egrc_model *m, const egrc_rollout *r, sweep *s, token_s
         be->ops->download(be, s->lse, m->lse, N * sizeof(float));
         be->ops->add(be, m->logits, m->logits, N * (size_t)V);
         be->ops->cross_entropy_forward(be, s->d_loss2, s->d_lse2, NULL, m->logits, m->targets, (int)N, V);
-        be->ops->download(be, s->lse2, s->d_lse2, N * sizeof(float));
+        if (egrc_backend_download(be, s->lse2, s->d_lse2, N * sizeof(float), err)) return -1;
         for (int b = 0; b < rows; b++) {
             const int i = s->index[b];
             for (int j = 0; j < r->length[i]; j++, k++) {
@@ -123,8 +123,7 @@ static int masked_gradient(egrc_model *m, const egrc_rollout *r, sweep *s, const
             egrc_model_backward_weighted(m, s->dloss, NULL, err))
             return -1;
     }
-    m->be->ops->download(m->be, g, m->grads, m->n_params * sizeof(float));
-    return 0;
+    return egrc_backend_download(m->be, g, m->grads, m->n_params * sizeof(float), err);
 }
 
 static void cosine(const float *a, const float *b, size_t n, double *cos, double *norm_a, double *norm_b) {
