@@ -12,11 +12,10 @@
 --               min_length, max_length, mean_length, max_correct_length,
 --               mean_correct_length, std_correct_length (population)
 --
--- The formulas are those of core/rl/rewards.h (egrc.rewards.batch holds the C
--- versions, which work on whole batches; the tests check the two agree).
-local core = require("egrc.core")
-
-local rewards = { batch = core.reward_batch }
+-- This file is the one home of these formulas (docs/method.md): the RL loop
+-- (egrc.rl) calls them once per completion, and tests/lua/rewards_test.lua
+-- holds them to hand-computed values.
+local rewards = {}
 
 local function c(s) return s.correct and 1 or 0 end
 
