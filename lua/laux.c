@@ -1,8 +1,14 @@
 /* Helpers shared by the module's C files, layered on lauxlib: argument and
  * option-table checks whose messages name the argument, the field, what was
- * expected and what came, plus the per-state bookkeeping. */
+ * expected and what came, the per-state bookkeeping, and where --sandbox lets
+ * egrc's functions read and write (paths judged as the kernel resolves them,
+ * so neither ".." nor a symlink leads out). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "lua_internal.h"
@@ -30,14 +36,94 @@ double egrc_lua_clock(void) {
 
 int egrc_lua_raise(lua_State *L, const egrc_error *err) { return luaL_error(L, "%s", err->msg); }
 
+int egrc_lua_resolve_path(const char *path, char *out) {
+    char head[PATH_MAX], tail[PATH_MAX] = "";
+    if (!*path || snprintf(head, sizeof head, "%s", path) >= (int)sizeof head) return -1;
+    while (!realpath(head, out)) {
+        struct stat sb;
+        if (errno != ENOENT || lstat(head, &sb) == 0) return -1; /* a dangling symlink: who knows where to */
+        /* judge a missing path by its nearest existing folder */
+        char *slash = strrchr(head, '/');
+        const char *last = slash ? slash + 1 : head;
+        if (strcmp(last, "..") == 0) return -1; /* the kernel would fail here too */
+        char rest[PATH_MAX];
+        if (snprintf(rest, sizeof rest, "%s%s%s", last, *tail && *last ? "/" : "", tail) >= (int)sizeof rest) return -1;
+        memcpy(tail, rest, sizeof tail);
+        if (slash == head) strcpy(head, "/");
+        else if (slash) *slash = '\0';
+        else strcpy(head, ".");
+    }
+    size_t n = strlen(out);
+    if (*tail && snprintf(out + n, PATH_MAX - n, "%s%s", n > 1 ? "/" : "", tail) >= (int)(PATH_MAX - n)) return -1;
+    return 0;
+}
+
+/* Whether the resolved path lies in (or is) the resolved root. */
+static int within(const char *path, const char *root) {
+    size_t n = strlen(root);
+    if (n > 0 && root[n - 1] == '/') return strncmp(path, root, n) == 0; /* "/" */
+    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 void egrc_lua_check_writable(lua_State *L, const char *path) {
     const egrc_lua_state *s = egrc_lua_state_get(L);
     if (!s->sandbox) return;
     size_t n = strlen(s->out_dir);
-    int inside = n > 0 && strncmp(path, s->out_dir, n) == 0 && path[n] == '/' && !strstr(path, "..");
-    if (!inside)
+    /* the folder itself too: its listing, its stale temporary files (lresume.c) */
+    int inside = n > 0 && strncmp(path, s->out_dir, n) == 0 && (path[n] == '/' || !path[n]) && !strstr(path, "..");
+    /* and where it really leads: no symlink out of the run folder */
+    char real[PATH_MAX], root[PATH_MAX];
+    if (inside)
+        inside = !egrc_lua_resolve_path(path, real) && !egrc_lua_resolve_path(s->out_dir, root) &&
+                 within(real, root);
+    if (!inside) {
         luaL_error(L, "writing '%s' is outside the run folder '%s' (--sandbox writes only there; use run:path(NAME))",
                    path, s->out_dir);
+        return;
+    }
+    size_t r = strlen(root);
+    if (strcmp(real + r, "/" EGRC_SANDBOX_RECORD) == 0)
+        luaL_error(L, "writing '%s': the run folder's %s is egrc's record of the sandbox; a recipe may not change it",
+                   path, EGRC_SANDBOX_RECORD);
+}
+
+int egrc_lua_allow_reads(lua_State *L, const char *path) {
+    char real[PATH_MAX];
+    if (egrc_lua_resolve_path(path, real)) return -1;
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, EGRC_READ_ROOTS_KEY);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1), i = 1;
+    for (; i <= n; i++) { /* once each: the list is recorded in sandbox.json */
+        lua_rawgeti(L, -1, i);
+        int same = strcmp(lua_tostring(L, -1), real) == 0;
+        lua_pop(L, 1);
+        if (same) break;
+    }
+    if (i > n) {
+        lua_pushstring(L, real);
+        lua_rawseti(L, -2, n + 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+void egrc_lua_check_readable(lua_State *L, const char *path) {
+    if (!egrc_lua_state_get(L)->sandbox) return;
+    char real[PATH_MAX];
+    if (egrc_lua_resolve_path(path, real))
+        luaL_error(L, "reading '%s': the path does not resolve, and --sandbox reads only what it can place", path);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, EGRC_READ_ROOTS_KEY);
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+        int ok = within(real, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (ok) {
+            lua_pop(L, 1);
+            return;
+        }
+    }
+    const char *leads = strcmp(real, path) != 0 ? lua_pushfstring(L, " (it leads to '%s')", real) : "";
+    luaL_error(L, "reading '%s'%s is outside what --sandbox lets a recipe read: the run folder, the recipe's folder "
+                  "and the paths given on the command line (--set KEY=PATH, --resume DIR)",
+               path, leads);
 }
 
 /* Levenshtein distance, or a large value for words too long to bother. */

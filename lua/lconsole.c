@@ -121,8 +121,10 @@ static int fs_mkdir(lua_State *L) {
 }
 
 static int fs_exists(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    egrc_lua_check_readable(L, path); /* even a yes or no says something about a file */
     struct stat sb;
-    lua_pushboolean(L, stat(luaL_checkstring(L, 1), &sb) == 0);
+    lua_pushboolean(L, stat(path, &sb) == 0);
     return 1;
 }
 

@@ -77,6 +77,11 @@ static int generate(lua_State *L) {
             luaL_argerror(L, 2, lua_pushfstring(L, "prompt %d: token list expected, got %s", (int)i, luaL_typename(L, -1)));
         size_t len = lua_rawlen(L, -1);
         if (len == 0) luaL_argerror(L, 2, lua_pushfstring(L, "prompt %d is empty", (int)i));
+        /* Checked before the buffers below, which grow with the longest prompt. */
+        if (len > (size_t)m->cfg.max_seq)
+            luaL_argerror(L, 2,
+                          lua_pushfstring(L, "prompt %d has %I tokens, more than the model's context of %d positions",
+                                          (int)i, (lua_Integer)len, m->cfg.max_seq));
         if (len > stride) stride = len;
         lua_pop(L, 1);
     }

@@ -201,6 +201,7 @@ static int json_decode(lua_State *L) {
 
 /* Reads a whole file into memory owned by a userdata pushed on the stack. */
 static const char *read_file(lua_State *L, const char *path, size_t *len) {
+    egrc_lua_check_readable(L, path);
     void **owner = egrc_lua_owner(L);
     egrc_error err;
     *owner = egrc_read_file(path, (size_t)1 << 30, len, &err);

@@ -95,7 +95,8 @@ int egrc_open_core(lua_State *L) {
     egrc_open_resume(L);
     if (!s->sandbox) egrc_open_ffi(L);
     luaL_setfuncs(L, ((const luaL_Reg[]){{"clock", clock_seconds}, {"hook", hook}, {"hook_stats", hook_stats},
-                                         {"closest", closest}, {NULL, NULL}}),
+                                         {"closest", closest}, {"lua_limits", egrc_lua_push_limits},
+                                         {NULL, NULL}}),
                   0);
     lua_pushliteral(L, EGRC_VERSION);
     lua_setfield(L, -2, "version");
@@ -148,6 +149,10 @@ static int setup(lua_State *L) {
 
 lua_State *egrc_lua_newstate(int sandbox, egrc_error *err) {
     lua_State *L = luaL_newstate();
+    if (L && egrc_lua_install_heap(L)) {
+        lua_close(L);
+        L = NULL;
+    }
     if (!L) {
         egrc_fail(err, "cannot create a Lua state: out of memory");
         return NULL;
@@ -156,7 +161,7 @@ lua_State *egrc_lua_newstate(int sandbox, egrc_error *err) {
     lua_pushinteger(L, sandbox);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         egrc_fail(err, "cannot set up Lua: %s", lua_tostring(L, -1));
-        lua_close(L);
+        egrc_lua_close(L);
         return NULL;
     }
     return L;

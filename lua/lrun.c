@@ -1,7 +1,8 @@
 /* `egrc run RECIPE.lua`: load the recipe, resolve its settings (defaults,
  * the recipe's gpu_settings on a GPU backend, a resumed run's settings.json,
  * --set, --backend/--device/--seed), prepare
- * the run folder, then call recipe.main(run) under a traceback handler.
+ * the run folder (with sandbox.json for a sandboxed or limited run), then
+ * call recipe.main(run) under a traceback handler.
  *
  * Exit codes: 2 for anything wrong with the command or the recipe before it
  * starts running (flags, syntax, settings, --set), 1 for failures once
@@ -128,7 +129,17 @@ static int prepare(lua_State *L, const egrc_run_options *o, run_paths *p) {
     egrc_error err;
     int rc = luaL_loadfilex(L, p->recipe, "t");
     if (rc != LUA_OK) return fail(EGRC_EXIT_USAGE, "%s", lua_tostring(L, -1)); /* cannot open, or FILE:LINE: syntax */
-    if (call(L, 0) != LUA_OK) return fail(EGRC_EXIT_USAGE, "recipe error: %s", lua_tostring(L, -1));
+    if (o->sandbox) { /* the recipe's globals are its own, not those egrc's library runs on */
+        egrc_push_recipe_env(L);
+        lua_setupvalue(L, -2, 1);
+    }
+    if (call(L, 0) != LUA_OK) {
+        if (egrc_lua_limits_stop(L, 0)) { /* the error itself, where it names the limit (and where it hit) */
+            const char *error = lua_tostring(L, -2), *limit = lua_tostring(L, -1);
+            return fail(EGRC_EXIT_FAILURE, "%s", error && strstr(error, limit) ? error : limit);
+        }
+        return fail(EGRC_EXIT_USAGE, "recipe error: %s", lua_tostring(L, -1));
+    }
     if (!lua_istable(L, -1))
         return fail(EGRC_EXIT_USAGE, "%s must return a table { settings = {...}, main = function(run) ... end }",
                     p->recipe);
@@ -191,6 +202,83 @@ static int prepare(lua_State *L, const egrc_run_options *o, run_paths *p) {
     return 0;
 }
 
+/* The run folder's sandbox.json: {"sandbox": BOOL, "lua_cpu_limit": SECONDS,
+ * "lua_memory_limit_mb": MB, "read_roots": [PATH, ...]}, written for a run
+ * that is sandboxed or limited and read back by --resume: a sandboxed run
+ * resumes sandboxed (whatever the command line says), under its limits
+ * unless the command line sets others, reading what it could read before.
+ * A recipe cannot write it (egrc_lua_check_writable). */
+static int read_sandbox_record(const char *dir, cJSON **record, egrc_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" EGRC_SANDBOX_RECORD, dir);
+    size_t len;
+    struct stat sb;
+    *record = NULL;
+    if (stat(path, &sb)) return 0;
+    char *text = egrc_read_file(path, MAX_TEXT_FILE, &len, err);
+    if (!text) return -1;
+    *record = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *sandbox = cJSON_GetObjectItemCaseSensitive(*record, "sandbox");
+    if (!cJSON_IsBool(sandbox))
+        return egrc_fail(err, "%s: not egrc's record of a run's sandbox ({\"sandbox\": true, ...}); restore it, or "
+                              "delete it if the run was not sandboxed", path);
+    return 0;
+}
+
+/* The options a resumed run takes from its record. */
+static void apply_sandbox_record(const cJSON *record, egrc_run_options *o) {
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(record, "sandbox"))) o->sandbox = 1;
+    const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(record, "lua_cpu_limit");
+    const cJSON *memory = cJSON_GetObjectItemCaseSensitive(record, "lua_memory_limit_mb");
+    if (o->lua_cpu_limit < 0 && cJSON_IsNumber(cpu) && cpu->valuedouble >= 0) o->lua_cpu_limit = (long)cpu->valuedouble;
+    if (o->lua_memory_limit < 0 && cJSON_IsNumber(memory) && memory->valuedouble >= 0)
+        o->lua_memory_limit = (long)memory->valuedouble;
+}
+
+static int write_sandbox_record(lua_State *L, const egrc_run_options *o, const char *out, egrc_error *err) {
+    if (!o->sandbox && !o->lua_cpu_limit && !o->lua_memory_limit) return 0;
+    cJSON *record = cJSON_CreateObject(), *roots = cJSON_CreateArray();
+    cJSON_AddBoolToObject(record, "sandbox", o->sandbox);
+    cJSON_AddNumberToObject(record, "lua_cpu_limit", (double)o->lua_cpu_limit);
+    cJSON_AddNumberToObject(record, "lua_memory_limit_mb", (double)o->lua_memory_limit);
+    cJSON_AddItemToObject(record, "read_roots", roots);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, EGRC_READ_ROOTS_KEY);
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+        cJSON_AddItemToArray(roots, cJSON_CreateString(lua_tostring(L, -1)));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    char *text = cJSON_Print(record);
+    cJSON_Delete(record);
+    if (!text) return egrc_fail(err, "%s/" EGRC_SANDBOX_RECORD ": out of memory", out);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" EGRC_SANDBOX_RECORD, out);
+    int rc = egrc_write_file_atomic(path, text, strlen(text), err);
+    cJSON_free(text);
+    return rc;
+}
+
+/* What a sandboxed recipe may read besides its run folder: the recipe's
+ * folder, the paths the command line names (--set values that are existing
+ * paths), and what the resumed run's record allowed. */
+static void allow_command_line_reads(lua_State *L, const egrc_run_options *o, const run_paths *p,
+                                     const cJSON *record) {
+    char folder[4096];
+    snprintf(folder, sizeof folder, "%s", p->recipe);
+    char *slash = strrchr(folder, '/');
+    if (slash) *(slash == folder ? slash + 1 : slash) = '\0';
+    egrc_lua_allow_reads(L, slash ? folder : ".");
+    struct stat sb;
+    for (int i = 0; i < o->n_sets; i++) {
+        const char *value = strchr(o->sets[i], '=');
+        if (value && value[1] && stat(value + 1, &sb) == 0) egrc_lua_allow_reads(L, value + 1);
+    }
+    const cJSON *root;
+    cJSON_ArrayForEach(root, cJSON_GetObjectItemCaseSensitive(record, "read_roots"))
+        if (cJSON_IsString(root)) egrc_lua_allow_reads(L, root->valuestring); /* one gone since is skipped */
+}
+
 static int write_json(lua_State *L) {
     egrc_json_write(L, luaL_checkstring(L, 1), 2);
     return 0;
@@ -212,6 +300,8 @@ static int prepare_out(lua_State *L, const egrc_run_options *o, run_paths *p, in
                     p->out);
     if (mkdirs(p->out, &err)) return fail(EGRC_EXIT_FAILURE, "%s", err.msg);
     snprintf(egrc_lua_state_get(L)->out_dir, sizeof egrc_lua_state_get(L)->out_dir, "%s", p->out);
+    if (write_sandbox_record(L, o, p->out, &err)) return fail(EGRC_EXIT_FAILURE, "%s", err.msg);
+    egrc_lua_allow_reads(L, p->out);
     snprintf(path, sizeof path, "%s/recipe.lua", p->out);
     if (strcmp(path, p->recipe) != 0) {
         size_t len;
@@ -229,6 +319,33 @@ static int prepare_out(lua_State *L, const egrc_run_options *o, run_paths *p, in
     return 0;
 }
 
+/* latest.json names files beside it; a path there (an absolute one, or
+ * "../x") would have --resume read, and its pruning remove, files outside
+ * the run folder. */
+static int is_file_name(lua_State *L, int idx) {
+    size_t len;
+    const char *name = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+    return name && len > 0 && strlen(name) == len && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0;
+}
+
+/* Whether the checkpoint, state and kept entries of the latest.json table
+ * at idx are all file names. */
+static int names_files_beside(lua_State *L, int idx) {
+    lua_getfield(L, idx, "checkpoint");
+    lua_getfield(L, idx, "state");
+    int ok = is_file_name(L, -2) && is_file_name(L, -1);
+    int kept = lua_getfield(L, idx, "kept");
+    if (kept != LUA_TNIL && kept != LUA_TTABLE) ok = 0;
+    for (lua_Integer i = 1; ok && kept == LUA_TTABLE && lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+        ok = is_file_name(L, -1);
+        lua_pop(L, 1);
+    }
+    if (kept == LUA_TTABLE && ok) lua_pop(L, 1); /* the nil that ended the list */
+    lua_pop(L, 3);
+    return ok;
+}
+
 /* Pushes run.resume: {step=, checkpoint=PATH, state=TABLE} from
  * DIR/checkpoints/latest.json, or {step=0} when no checkpoint was written. */
 static int push_resume(lua_State *L, const char *dir, egrc_error *err) {
@@ -243,6 +360,9 @@ static int push_resume(lua_State *L, const char *dir, egrc_error *err) {
         lua_getfield(L, latest, "state");
         if (!lua_isinteger(L, -3) || !lua_isstring(L, -2) || !lua_isstring(L, -1))
             return egrc_fail(err, "%s: expected {\"step\": N, \"checkpoint\": FILE, \"state\": FILE}", path);
+        if (!names_files_beside(L, latest))
+            return egrc_fail(err, "%s: \"checkpoint\", \"state\" and \"kept\" must name files in %s/checkpoints "
+                                  "(plain names: no '/', no '..')", path, dir);
         step = lua_tointeger(L, -3);
         lua_createtable(L, 0, 3);
         lua_pushinteger(L, step);
@@ -250,6 +370,7 @@ static int push_resume(lua_State *L, const char *dir, egrc_error *err) {
         lua_pushfstring(L, "%s/checkpoints/%s", dir, lua_tostring(L, -3));
         lua_setfield(L, -2, "checkpoint");
         snprintf(path, sizeof path, "%s/checkpoints/%s", dir, lua_tostring(L, -2));
+        egrc_lua_check_readable(L, path);
         if (push_json_file(L, path, err)) return -1;
         lua_setfield(L, -2, "state");
         lua_replace(L, latest);
@@ -323,6 +444,8 @@ static int execute(lua_State *L, const egrc_run_options *o, run_paths *p, int re
     }
     if (call(L, 1) != LUA_OK) return fail(EGRC_EXIT_FAILURE, "%s", lua_tostring(L, -1));
     int run = lua_gettop(L);
+    lua_getfield(L, run, "finish"); /* taken before main runs: the recipe cannot swap it */
+    int finish = lua_gettop(L);
 
     /* from here on a stop signal ends the run at a step boundary, with a
      * checkpoint and summary.json (lresume.c) */
@@ -330,6 +453,14 @@ static int execute(lua_State *L, const egrc_run_options *o, run_paths *p, int re
     lua_getfield(L, recipe, "main");
     lua_pushvalue(L, run);
     int ok = call(L, 1) == LUA_OK;
+    /* a limit ends the run even where the recipe caught its error; its
+     * message, unless the error already is that message */
+    if (egrc_lua_limits_stop(L, ok)) {
+        const char *msg = lua_tostring(L, -2);
+        if (ok || !msg || !strstr(msg, lua_tostring(L, -1))) lua_replace(L, -2);
+        else lua_pop(L, 1);
+        ok = 0;
+    }
     int stopped = !ok && egrc_lua_stop_signal();
     if (!ok) {
         push_module_field(L, "egrc.core", "console");
@@ -342,7 +473,7 @@ static int execute(lua_State *L, const egrc_run_options *o, run_paths *p, int re
         fprintf(stderr, "egrc: %.*s\n", trace ? (int)(trace - msg) : (int)strlen(msg ? msg : ""), msg ? msg : "");
     }
     /* run:finish(ok, error) writes summary.json, whatever happened */
-    lua_getfield(L, run, "finish");
+    lua_pushvalue(L, finish);
     lua_pushvalue(L, run);
     lua_pushboolean(L, ok);
     if (ok) lua_pushnil(L);
@@ -355,6 +486,7 @@ static int execute(lua_State *L, const egrc_run_options *o, run_paths *p, int re
 typedef struct run_job {
     const egrc_run_options *o;
     run_paths *p;
+    const cJSON *record; /* the resumed run's sandbox.json, or NULL */
     int rc;
 } run_job;
 
@@ -363,6 +495,7 @@ typedef struct run_job {
 static int run_protected(lua_State *L) {
     run_job *job = lua_touserdata(L, 1);
     lua_settop(L, 0);
+    allow_command_line_reads(L, job->o, job->p, job->record); /* recorded in sandbox.json even unsandboxed */
     int rc = prepare(L, job->o, job->p);
     if (rc == 0) {
         int recipe = lua_gettop(L) - 1, settings = lua_gettop(L);
@@ -387,7 +520,20 @@ static void resumed_name(const char *dir, char *name, size_t size) {
     free(text);
 }
 
-int egrc_lua_run(const egrc_run_options *o) {
+/* The options the run goes by: a resumed run's record, then the limits'
+ * defaults (which depend on the sandbox). */
+static int effective_options(const egrc_run_options *o, egrc_run_options *eff, cJSON **record) {
+    *eff = *o;
+    egrc_error err;
+    if (o->resume && read_sandbox_record(o->resume, record, &err))
+        return fail(EGRC_EXIT_USAGE, "--resume %s: %s", o->resume, err.msg);
+    apply_sandbox_record(*record, eff);
+    if (eff->lua_cpu_limit < 0) eff->lua_cpu_limit = eff->sandbox ? EGRC_SANDBOX_CPU_LIMIT : 0;
+    if (eff->lua_memory_limit < 0) eff->lua_memory_limit = eff->sandbox ? EGRC_SANDBOX_MEMORY_LIMIT : 0;
+    return 0;
+}
+
+static int run_with(const egrc_run_options *o, const cJSON *record) {
     run_paths p;
     memset(&p, 0, sizeof p);
     if (o->recipe) {
@@ -408,10 +554,20 @@ int egrc_lua_run(const egrc_run_options *o) {
     lua_State *L = egrc_lua_newstate(o->sandbox, &err);
     if (!L) return fail(EGRC_EXIT_FAILURE, "%s", err.msg);
     egrc_lua_state_get(L)->quiet = o->quiet;
-    run_job job = {o, &p, EGRC_EXIT_FAILURE};
+    egrc_lua_set_limits(L, (double)o->lua_cpu_limit, (size_t)o->lua_memory_limit);
+    run_job job = {o, &p, record, EGRC_EXIT_FAILURE};
     lua_pushcfunction(L, run_protected);
     lua_pushlightuserdata(L, &job);
     int rc = lua_pcall(L, 1, 0, 0) == LUA_OK ? job.rc : fail(EGRC_EXIT_FAILURE, "%s", lua_tostring(L, -1));
-    lua_close(L);
+    egrc_lua_close(L);
+    return rc;
+}
+
+int egrc_lua_run(const egrc_run_options *options) {
+    egrc_run_options eff;
+    cJSON *record = NULL;
+    int rc = effective_options(options, &eff, &record);
+    if (rc == 0) rc = run_with(&eff, record);
+    cJSON_Delete(record);
     return rc;
 }

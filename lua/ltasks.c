@@ -1,14 +1,12 @@
 /* Data and grading from Lua: the built-in task suite (tasks.h), math answer
- * grading (grade.h), the benchmark loaders (benchmarks.h), and the batch
- * reward functions of rewards.h (egrc.rewards mirrors them per completion;
- * the tests hold the two to the same numbers). */
+ * grading (grade.h) and the benchmark loaders (benchmarks.h). (The reward
+ * formulas live in Lua only: lua/egrc/rewards.lua.) */
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval/benchmarks.h"
 #include "eval/grade.h"
 #include "lua_internal.h"
-#include "rl/rewards.h"
 #include "eval/tasks.h"
 
 /* ---- task problems as tables ---- */
@@ -247,14 +245,16 @@ static int grade_response(lua_State *L) {
 
 static int push_benchmark(lua_State *L, egrc_benchmark *b, const egrc_error *err) {
     if (!b) return egrc_lua_raise(L, err);
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     set_string(L, "name", b->name);
+    set_string(L, "file", b->file);
     lua_createtable(L, (int)b->count, 0);
     for (size_t i = 0; i < b->count; i++) {
-        lua_createtable(L, 0, 3);
+        lua_createtable(L, 0, 4);
         set_string(L, "id", b->items[i].id);
         set_string(L, "question", b->items[i].question);
         set_string(L, "answer", b->items[i].gold_answer);
+        set_int(L, "line", (lua_Integer)b->items[i].line);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "items");
@@ -264,108 +264,15 @@ static int push_benchmark(lua_State *L, egrc_benchmark *b, const egrc_error *err
 
 static int benchmarks_load(lua_State *L) {
     egrc_error err;
+    egrc_lua_check_readable(L, luaL_checkstring(L, 1));
     return push_benchmark(L, egrc_benchmark_load(luaL_checkstring(L, 1), &err), &err);
 }
 
 static int benchmarks_load_jsonl(lua_State *L) {
     egrc_error err;
     const char *path = luaL_checkstring(L, 1), *q = luaL_checkstring(L, 2), *a = luaL_checkstring(L, 3);
+    egrc_lua_check_readable(L, path);
     return push_benchmark(L, egrc_benchmark_load_jsonl(path, q, a, &err), &err);
-}
-
-/* ---- the batch rewards of rewards.h ---- */
-
-/* correct flags: booleans, or numbers (nonzero = correct) */
-static int *check_correct(lua_State *L, int arg, int *n) {
-    luaL_checktype(L, arg, LUA_TTABLE);
-    *n = (int)lua_rawlen(L, arg);
-    int *c = egrc_lua_scratch(L, (size_t)*n * sizeof *c);
-    for (int i = 0; i < *n; i++) {
-        lua_rawgeti(L, arg, i + 1);
-        c[i] = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) != 0 : lua_toboolean(L, -1);
-        lua_pop(L, 1);
-    }
-    return c;
-}
-
-static int *check_lengths(lua_State *L, int arg, int n) {
-    size_t count;
-    int32_t *v = egrc_check_int_list(L, arg, arg, 0, &count);
-    luaL_argcheck(L, (int)count == n, arg, "one length per sample expected");
-    return (int *)v;
-}
-
-static int reward_result(lua_State *L, int rc, const float *out, int n, const egrc_error *err) {
-    if (rc) return egrc_lua_raise(L, err);
-    egrc_push_float_list(L, out, (size_t)n);
-    return 1;
-}
-
-static int rb_accuracy(lua_State *L) {
-    lua_settop(L, 4); /* scratch memory is pushed above the arguments */
-    int n, *c = check_correct(L, 1, &n);
-    float *out = egrc_lua_scratch(L, (size_t)n * sizeof *out);
-    egrc_reward_accuracy(c, n, out);
-    return reward_result(L, 0, out, n, NULL);
-}
-
-static int rb_exp_length(lua_State *L) {
-    lua_settop(L, 4); /* scratch memory is pushed above the arguments */
-    int n, *c = check_correct(L, 1, &n), *len = check_lengths(L, 2, n);
-    float *out = egrc_lua_scratch(L, (size_t)n * sizeof *out);
-    egrc_error err;
-    int rc = egrc_reward_exp_length(c, len, n, (float)luaL_checknumber(L, 3), (int)luaL_checkinteger(L, 4), out, &err);
-    return reward_result(L, rc, out, n, &err);
-}
-
-static int rb_decomposed(lua_State *L) {
-    lua_settop(L, 4); /* scratch memory is pushed above the arguments */
-    int n, *c = check_correct(L, 1, &n), *len = check_lengths(L, 2, n);
-    float *acc = egrc_lua_scratch(L, (size_t)n * sizeof *acc), *lt = egrc_lua_scratch(L, (size_t)n * sizeof *lt);
-    egrc_error err;
-    if (egrc_reward_decomposed(c, len, n, (int)luaL_checkinteger(L, 3), acc, lt, &err)) return egrc_lua_raise(L, &err);
-    egrc_push_float_list(L, acc, (size_t)n);
-    egrc_push_float_list(L, lt, (size_t)n);
-    return 2;
-}
-
-/* The group-wise rewards share a shape: (correct, lengths, group[, alpha]). */
-static int rb_group(lua_State *L, int which) {
-    lua_settop(L, 4);
-    int n, *c = check_correct(L, 1, &n), *len = check_lengths(L, 2, n);
-    int group = (int)luaL_checkinteger(L, 3);
-    float *out = egrc_lua_scratch(L, (size_t)n * sizeof *out);
-    egrc_error err;
-    int rc = which == 0   ? egrc_reward_kimi(c, len, n, group, out, &err)
-             : which == 1 ? egrc_reward_lc_r1(c, len, n, group, out, &err)
-                          : egrc_reward_arora_zanette(c, len, n, group, (float)luaL_checknumber(L, 4), out, &err);
-    return reward_result(L, rc, out, n, &err);
-}
-static int rb_kimi(lua_State *L) { return rb_group(L, 0); }
-static int rb_lc_r1(lua_State *L) { return rb_group(L, 1); }
-static int rb_arora_zanette(lua_State *L) { return rb_group(L, 2); }
-
-static int rb_thinkprune(lua_State *L) {
-    lua_settop(L, 4); /* scratch memory is pushed above the arguments */
-    int n, *c = check_correct(L, 1, &n), *len = check_lengths(L, 2, n);
-    float *out = egrc_lua_scratch(L, (size_t)n * sizeof *out);
-    egrc_reward_thinkprune(c, len, n, (int)luaL_checkinteger(L, 3), out);
-    return reward_result(L, 0, out, n, NULL);
-}
-
-/* l1(correct, lengths, target (a number or one per sample), alpha) */
-static int rb_l1(lua_State *L) {
-    lua_settop(L, 4); /* scratch memory is pushed above the arguments */
-    int n, *c = check_correct(L, 1, &n), *len = check_lengths(L, 2, n), *target;
-    if (lua_type(L, 3) == LUA_TNUMBER) {
-        target = egrc_lua_scratch(L, (size_t)n * sizeof *target);
-        for (int i = 0; i < n; i++) target[i] = (int)lua_tointeger(L, 3);
-    } else {
-        target = check_lengths(L, 3, n);
-    }
-    float *out = egrc_lua_scratch(L, (size_t)n * sizeof *out);
-    egrc_reward_l1(c, len, target, n, (float)luaL_checknumber(L, 4), out);
-    return reward_result(L, 0, out, n, NULL);
 }
 
 void egrc_open_tasks(lua_State *L) {
@@ -391,14 +298,4 @@ void egrc_open_tasks(lua_State *L) {
     lua_setfield(L, -2, "grade");
     luaL_newlib(L, ((const luaL_Reg[]){{"load", benchmarks_load}, {"load_jsonl", benchmarks_load_jsonl}, {NULL, NULL}}));
     lua_setfield(L, -2, "benchmarks");
-    luaL_newlib(L, ((const luaL_Reg[]){{"accuracy", rb_accuracy},
-                                       {"exp_length", rb_exp_length},
-                                       {"decomposed", rb_decomposed},
-                                       {"kimi", rb_kimi},
-                                       {"thinkprune", rb_thinkprune},
-                                       {"l1", rb_l1},
-                                       {"arora_zanette", rb_arora_zanette},
-                                       {"lc_r1", rb_lc_r1},
-                                       {NULL, NULL}}));
-    lua_setfield(L, -2, "reward_batch");
 }

@@ -37,6 +37,16 @@ typedef struct egrc_lua_state {
     int hook_depth;     /* nested hooks count once */
     int hook_level;     /* stack level of the outermost running hook */
     int progress_shown; /* a \r progress line is on the terminal */
+    /* --lua-cpu-limit (lsandbox.c): the CPU time of Lua code, the time inside
+     * egrc's own C functions left out */
+    double cpu_limit;      /* seconds; 0: no limit */
+    double cpu_start;      /* the thread's CPU clock when the limit was set */
+    double c_seconds;      /* CPU time inside egrc's C functions since then */
+    double c_call_start;   /* < 0: not inside one */
+    double cpu_used;       /* >= 0 once the limits stopped */
+    int cpu_exceeded;      /* sticky: a recipe that catches the error stays stopped */
+    const lua_CFunction *egrc_functions; /* sorted, owned by a registry userdata */
+    size_t n_egrc_functions;
 } egrc_lua_state;
 
 egrc_lua_state *egrc_lua_state_get(lua_State *L);
@@ -44,8 +54,44 @@ double egrc_lua_clock(void);
 
 /* Raises err's message as a Lua error (with the caller's position). */
 int egrc_lua_raise(lua_State *L, const egrc_error *err);
-/* Under --sandbox, errors unless path lies inside the run folder. */
+/* The run folder's record of its sandbox and limits (lrun.c), and the
+ * registry list of the resolved paths reads may reach. */
+#define EGRC_SANDBOX_RECORD "sandbox.json"
+#define EGRC_READ_ROOTS_KEY "egrc.read_roots"
+
+/* Under --sandbox, errors unless path lies inside the run folder (and is not
+ * the folder's sandbox.json, which only egrc writes). */
 void egrc_lua_check_writable(lua_State *L, const char *path);
+/* Under --sandbox, errors unless path lies inside one of the folders (or is
+ * one of the files) egrc_lua_allow_reads named: the run folder, the recipe's
+ * folder, the paths given on the command line. The message names the path
+ * and the rule. */
+void egrc_lua_check_readable(lua_State *L, const char *path);
+/* Adds an existing path to those reads may reach; its resolved form is kept
+ * (pushed nowhere). Returns 0, or -1 when it does not resolve. */
+int egrc_lua_allow_reads(lua_State *L, const char *path);
+/* The path as the kernel would reach it, in out (PATH_MAX bytes): the real
+ * path of its longest existing prefix, then the rest, which cannot hold a
+ * symlink (it does not exist) and may not hold "..". Returns 0, or -1 (also
+ * for a dangling symlink, whose target nobody can judge). */
+int egrc_lua_resolve_path(const char *path, char *out);
+
+/* The sandbox limits (lsandbox.c): CPU seconds of Lua code and megabytes of
+ * Lua heap, 0 meaning none. egrc_lua_limits_stop ends them (before the
+ * driver's own Lua code runs, e.g. run:finish) and, when one of them ended
+ * the run, pushes its message and returns 1; main_ok says whether the
+ * recipe's main returned normally (a heap limit it recovered from is no
+ * failure; a spent CPU budget is). egrc_lua_push_limits pushes a table of
+ * the limits and what was used, for summary.json. */
+void egrc_lua_set_limits(lua_State *L, double cpu_seconds, size_t heap_mb);
+/* Puts the state's allocations under the heap cap's accounting (at creation;
+ * egrc_lua_close frees it). Returns -1 when out of memory. */
+int egrc_lua_install_heap(lua_State *L);
+int egrc_lua_limits_stop(lua_State *L, int main_ok);
+int egrc_lua_push_limits(lua_State *L);
+/* Under --sandbox, the environment recipes run in: their globals are their
+ * own; egrc's library keeps the real ones (pushes it). */
+void egrc_push_recipe_env(lua_State *L);
 
 /* The closest of n candidates to word by edit distance, or NULL when none is
  * near enough to be a plausible typo. */

@@ -15,6 +15,11 @@
 -- tokenizer has that token, as reasoning models' templates do. Generation
 -- stops at the template's end-of-turn token or the end of text. Answers are
 -- graded by egrc's math grader (`egrc grade`).
+--
+-- A prompt that, with max_new_tokens, does not fit the model's context (its
+-- max_position_embeddings) stops the run with its FILE:LINE and token counts;
+-- --set prompt_overflow=truncate_left keeps such prompts' last tokens instead
+-- (lua/egrc/eval.lua says why the left), and the table notes how many.
 local egrc = require("egrc")
 
 return {
@@ -25,12 +30,16 @@ return {
     template = "auto", think = "auto",
     instruction = "Please reason step by step, and put your final answer within \\boxed{}.",
     limit = 0, samples = 1, temperature = 0.6, top_p = 0.95, max_new_tokens = 1024, batch = 16,
+    prompt_overflow = "error",
   },
   main = function(run)
     local s = run.settings
     if s.model == "" then error("bench: set the model folder with --set model=DIR", 0) end
     if (s.question_field == "") ~= (s.answer_field == "") then
       error("bench: set both question_field and answer_field, or neither", 0)
+    end
+    if s.prompt_overflow ~= "error" and s.prompt_overflow ~= "truncate_left" then
+      error(("bench: prompt_overflow must be error or truncate_left, got '%s'"):format(s.prompt_overflow), 0)
     end
     local tok = run:tokenizer(s.tokenizer ~= "" and s.tokenizer or s.model)
     local model = egrc.model.load(s.model)
@@ -54,6 +63,7 @@ return {
     egrc.eval.compare(run, { { name = s.model, model = model, tokenizer = tok } }, datasets, {
       name = "bench", samples = s.samples, temperature = s.temperature, top_p = s.top_p,
       max_new_tokens = s.max_new_tokens, batch = s.batch, stop = #stop > 0 and stop or nil, think_open = think_open,
+      prompt_overflow = s.prompt_overflow,
     })
   end,
 }

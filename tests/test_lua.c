@@ -1,15 +1,18 @@
 /* The Lua layer from C: the embedded library wins over files in the working
- * directory, --set typing and its messages, the sandbox's refusals, and the
- * timing of Lua hooks (including a hook that ends in an error). The module's
+ * directory, --set typing and its messages, the sandbox's refusals (reads,
+ * read-only shared tables), its CPU and heap limits, and the timing of Lua
+ * hooks (including a hook that ends in an error). The module's
  * functions themselves are tested from Lua (the tests/lua scripts). */
 #include <lauxlib.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "egrc_lua.h"
+#include "lua_internal.h"
 #include "test.h"
 
 /* Runs a chunk returning one value; returns its string form (static), or
@@ -60,7 +63,7 @@ static void test_embedded_library(void) {
     CHECK_EVAL(L, "return require('egrc.nothing')", "ERROR: module 'egrc.nothing' is not part of egrc");
     CHECK_EVAL(L, "return require('egrc').nothing", "egrc.nothing does not exist");
     CHECK_EVAL(L, "return require('egrc').rng(1):uniform() < 1", "true");
-    lua_close(L);
+    egrc_lua_close(L);
     CHECK(chdir(cwd) == 0);
     snprintf(path, sizeof path, "rm -rf '%s'", dir);
     CHECK(system(path) == 0);
@@ -86,7 +89,7 @@ static const char *set(const char *assignment, const char *key) {
         if (lua_pcall(L, 1, 1, 0) != LUA_OK) fprintf(stderr, "%s\n", lua_tostring(L, -1));
         snprintf(out, sizeof out, "%s", lua_tostring(L, -1));
     }
-    lua_close(L);
+    egrc_lua_close(L);
     return out;
 }
 
@@ -143,10 +146,114 @@ static void test_sandbox(void) {
     CHECK_EVAL(L, "return require('egrc').fs.write('/tmp/egrc-sandbox-escape', 'x')",
                "is outside the run folder");
     CHECK_EVAL(L, "return string.rep('ab', 2)", "abab");
-    lua_close(L);
+    /* what egrc's own code relies on is read-only: the string metatable and
+     * the string library behind it, the other libraries, egrc's metatables */
+    CHECK_EVAL(L, "getmetatable('').__index = {}", "the string metatable is read-only under --sandbox");
+    CHECK_EVAL(L, "getmetatable('').__index.format = print", "string is read-only under --sandbox (assigning 'format')");
+    CHECK_EVAL(L, "string.format = print", "string is read-only under --sandbox");
+    CHECK_EVAL(L, "rawset(string, 'format', print)", "table expected");
+    CHECK_EVAL(L, "table.concat = print", "table is read-only under --sandbox");
+    CHECK_EVAL(L, "package.loaded['egrc.core'] = {}", "package.loaded is read-only under --sandbox");
+    CHECK_EVAL(L, "getmetatable(require('egrc').rng(1)).__index.uniform = nil", "egrc.rng.__index is read-only");
+    CHECK_EVAL(L, "return ('%d|%s'):format(7, string.rep('x', 2)) .. #string .. table.concat({1, 2}, ',')", "7|xx");
+    CHECK_EVAL(L, "local n = 0 for _ in pairs(math) do n = n + 1 end return n > 20", "true");
+    /* the recipe's globals (and those of the chunks it loads) are its own:
+     * egrc's code, in the real globals, keeps print, tostring, string */
+    CHECK_MSG(luaL_loadstring(L, "print, string = nil, nil load('tostring = nil')() return _G == _ENV") == LUA_OK,
+              "%s", lua_tostring(L, -1));
+    egrc_push_recipe_env(L);
+    lua_setupvalue(L, -2, 1);
+    CHECK(lua_pcall(L, 0, 1, 0) == LUA_OK && lua_toboolean(L, -1));
+    lua_settop(L, 0);
+    CHECK_EVAL(L, "return type(print) .. type(tostring) .. type(string)", "functionfunctionuserdata");
+    CHECK_EVAL(L, "local t = setmetatable({}, {}) getmetatable(t).x = 1 return getmetatable(t).x", "1");
+    /* reads: nothing outside the allowed folders (none here) */
+    CHECK_EVAL(L, "return require('egrc').json.read('/etc/passwd')",
+               "reading '/etc/passwd' is outside what --sandbox lets a recipe read");
+    CHECK_EVAL(L, "return require('egrc').fs.exists('/etc/passwd')", "is outside what --sandbox lets a recipe read");
+    egrc_lua_close(L);
     L = egrc_lua_newstate(0, &err);
     CHECK_EVAL(L, "return type(os.time()) .. type(require('egrc').ffi.load)", "numberfunction");
-    lua_close(L);
+    CHECK_EVAL(L, "string.format = string.format return 'writable'", "writable");
+    egrc_lua_close(L);
+}
+
+/* A path as the kernel reaches it, and the folders reads are allowed under. */
+static void test_read_paths(void) {
+    char dir[] = "/tmp/egrc-test-paths-XXXXXX", path[512], link[512], real[4096], want[4096];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/allowed", dir);
+    CHECK(mkdir(path, 0777) == 0);
+    snprintf(path, sizeof path, "%s/secret", dir);
+    CHECK(mkdir(path, 0777) == 0);
+    snprintf(path, sizeof path, "%s/secret/key.json", dir);
+    write_text(path, "{\"key\": 1}");
+    snprintf(link, sizeof link, "%s/allowed/link", dir);
+    CHECK(symlink("../secret", link) == 0);
+    CHECK(realpath(dir, want) != NULL);
+    snprintf(path, sizeof path, "%s/allowed/link/key.json", dir);
+    CHECK(egrc_lua_resolve_path(path, real) == 0);
+    CHECK_MSG(strstr(real, "/secret/key.json") && strncmp(real, want, strlen(want)) == 0, "%s", real);
+    snprintf(path, sizeof path, "%s/allowed/missing/deeper/x.json", dir);
+    CHECK(egrc_lua_resolve_path(path, real) == 0);
+    CHECK_MSG(strstr(real, "/allowed/missing/deeper/x.json") != NULL, "%s", real);
+    snprintf(path, sizeof path, "%s/allowed/missing/../../secret/key.json", dir);
+    CHECK_MSG(egrc_lua_resolve_path(path, real) != 0, "'%s' resolved to '%s'", path, real);
+    snprintf(link, sizeof link, "%s/allowed/dangling", dir);
+    CHECK(symlink("../secret/none.json", link) == 0); /* writing there would create a file in secret/ */
+    CHECK_MSG(egrc_lua_resolve_path(link, real) != 0, "'%s' resolved to '%s'", link, real);
+
+    egrc_error err;
+    lua_State *L = egrc_lua_newstate(1, &err);
+    snprintf(path, sizeof path, "%s/allowed", dir);
+    CHECK(egrc_lua_allow_reads(L, path) == 0);
+    char code[1024];
+    snprintf(code, sizeof code, "return require('egrc').fs.exists('%s/allowed/none.json')", dir);
+    CHECK_EVAL(L, code, "false");
+    snprintf(code, sizeof code, "return require('egrc').json.read('%s/allowed/link/key.json').key", dir);
+    CHECK_EVAL(L, code, "is outside what --sandbox lets a recipe read");
+    CHECK_EVAL(L, code, "(it leads to '");
+    snprintf(code, sizeof code, "return require('egrc').json.read('%s/allowed/../secret/key.json').key", dir);
+    CHECK_EVAL(L, code, "is outside what --sandbox lets a recipe read");
+    snprintf(code, sizeof code, "return require('egrc').tokenizer.load('%s/secret/key.json')", dir);
+    CHECK_EVAL(L, code, "is outside what --sandbox lets a recipe read");
+    snprintf(path, sizeof path, "%s/secret/key.json", dir);
+    CHECK(egrc_lua_allow_reads(L, path) == 0); /* a file named on the command line */
+    snprintf(code, sizeof code, "return require('egrc').json.read('%s/allowed/link/key.json').key", dir);
+    CHECK_EVAL(L, code, "1");
+    egrc_lua_close(L);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    CHECK(system(path) == 0);
+}
+
+/* The CPU and heap limits, on a state of their own. */
+static void test_limits(void) {
+    egrc_error err;
+    lua_State *L = egrc_lua_newstate(0, &err);
+    egrc_lua_set_limits(L, 1, 0);
+    CHECK_EVAL(L, "local x = 0 while true do x = x + 1 end",
+               "ran past its CPU time limit of 1 s (--lua-cpu-limit SECONDS; 0 = none)");
+    /* the budget is spent: a recipe that catches the error gets it again */
+    CHECK_EVAL(L, "for i = 1, 1e6 do end return 'went on'", "CPU time limit");
+    CHECK(egrc_lua_limits_stop(L, 1) == 1);
+    CHECK_MSG(strstr(lua_tostring(L, -1), "--lua-cpu-limit") != NULL, "%s", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    CHECK_EVAL(L, "for i = 1, 1e6 do end return 'after the run'", "after the run");
+    egrc_lua_close(L);
+
+    L = egrc_lua_newstate(0, &err);
+    egrc_lua_set_limits(L, 0, 16);
+    CHECK_EVAL(L, "local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end", "not enough memory");
+    CHECK_EVAL(L, "return #('x'):rep(1000)", "1000"); /* under the cap again once collected */
+    CHECK(egrc_lua_limits_stop(L, 1) == 0);            /* recovered: no failure */
+    egrc_lua_close(L);
+
+    L = egrc_lua_newstate(0, &err);
+    egrc_lua_set_limits(L, 0, 16);
+    CHECK_EVAL(L, "local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end", "not enough memory");
+    CHECK(egrc_lua_limits_stop(L, 0) == 1);
+    CHECK_MSG(strstr(lua_tostring(L, -1), "Lua heap reached its limit of 16 MB") != NULL, "%s", lua_tostring(L, -1));
+    egrc_lua_close(L);
 }
 
 static void test_hooks(void) {
@@ -162,7 +269,7 @@ static void test_hooks(void) {
                   "egrc.hook(function() end) egrc.hook(function() end) "
                   "local _, c1 = egrc.hook_stats() return c1 - c0",
                "2");
-    lua_close(L);
+    egrc_lua_close(L);
 }
 
 /* egrc.json: every number a run writes (checkpoint state, settings, metrics)
@@ -181,7 +288,7 @@ static void test_json_numbers(void) {
     CHECK_EVAL(L, "local json = require('egrc').json local x = json.decode(json.encode({-0.0}))[1] "
                   "return math.type(x) .. ' ' .. tostring(1 / x)",
                "float -inf");
-    lua_close(L);
+    egrc_lua_close(L);
 }
 
 int main(void) {
@@ -189,6 +296,8 @@ int main(void) {
     test_json_numbers();
     test_settings();
     test_sandbox();
+    test_read_paths();
+    test_limits();
     test_hooks();
     return test_finish("test_lua");
 }

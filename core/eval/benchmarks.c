@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <utf8proc.h>
 
 #include "io/fileio.h"
 #include "grade.h"
@@ -164,6 +165,33 @@ static int load_record(const cJSON *record, const benchmark_format *fmt, const c
     return 0;
 }
 
+/* A line's size and encoding, checked before it is parsed: cJSON copies any
+ * bytes into its strings, so a Latin-1 file would otherwise reach the
+ * tokenizer, and a huge line the per-token buffers of generation. */
+static int check_line(const char *start, size_t len, const char *where, size_t line, egrc_error *err) {
+    if (len > EGRC_BENCHMARK_MAX_LINE_BYTES)
+        return egrc_fail(err,
+                         "%s:%zu: the line is %zu bytes, more than the %zu bytes (1 MiB) allowed for one record (the "
+                         "longest in the six math benchmarks is 13 KB): is this a benchmark file?",
+                         where, line, len, EGRC_BENCHMARK_MAX_LINE_BYTES);
+    const utf8proc_uint8_t *bytes = (const utf8proc_uint8_t *)start;
+    for (size_t at = 0; at < len;) {
+        if (bytes[at] < 0x80) {
+            at++;
+            continue;
+        }
+        utf8proc_int32_t codepoint;
+        utf8proc_ssize_t used = utf8proc_iterate(bytes + at, (utf8proc_ssize_t)(len - at), &codepoint);
+        if (used < 0)
+            return egrc_fail(err,
+                             "%s:%zu: byte %zu of the line (0x%02X) is not valid UTF-8; benchmark files must be "
+                             "UTF-8 text (convert it, e.g. iconv -f latin1 -t utf-8)",
+                             where, line, at + 1, bytes[at]);
+        at += (size_t)used;
+    }
+    return 0;
+}
+
 /* The fields of a file of unknown origin, from its first record. */
 static void detect_format(const cJSON *record, benchmark_format *fmt) {
     fmt->question_field = cJSON_HasObjectItem(record, "problem") ? "problem" : "question";
@@ -180,7 +208,7 @@ static egrc_benchmark *load(const char *path, const char *name, benchmark_format
     if (!text) return NULL;
     egrc_benchmark *bench = calloc(1, sizeof *bench);
     size_t cap = 0;
-    int failed = !bench || !(bench->name = strdup(name));
+    int failed = !bench || !(bench->name = strdup(name)) || !(bench->file = strdup(path));
     if (failed) egrc_fail(err, "%s: out of memory", where);
     size_t line = 0;
     for (char *cursor = text; !failed && cursor < text + size;) {
@@ -190,6 +218,7 @@ static egrc_benchmark *load(const char *path, const char *name, benchmark_format
         line++;
         const char *start = cursor, *parse_end = NULL;
         cursor = end + 1;
+        if ((failed = check_line(start, (size_t)(end - start), where, line, err))) break;
         if (!start[strspn(start, " \t\r")]) continue;
         /* One whole value per line: trailing text is an error too. */
         cJSON *record = cJSON_ParseWithOpts(start, &parse_end, 1);
@@ -208,6 +237,7 @@ static egrc_benchmark *load(const char *path, const char *name, benchmark_format
         if (!failed) {
             egrc_benchmark_item *item = &bench->items[bench->count++];
             memset(item, 0, sizeof *item);
+            item->line = line;
             failed = load_record(record, &fmt, where, line, item, err);
         }
         cJSON_Delete(record);
@@ -298,6 +328,7 @@ void egrc_benchmark_free(egrc_benchmark *bench) {
         free(bench->items[i].gold_answer);
     }
     free(bench->items);
+    free(bench->file);
     free(bench->name);
     free(bench);
 }

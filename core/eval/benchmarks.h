@@ -12,14 +12,21 @@
 
 #include "base/error.h"
 
+/* The longest record of the six benchmarks is 13 KB (olympiadbench); a line
+ * of 1 MiB is some 250k tokens, past the context of any model egrc loads, so
+ * a longer one is refused before it is parsed, tokenized or given buffers. */
+#define EGRC_BENCHMARK_MAX_LINE_BYTES ((size_t)1 << 20)
+
 typedef struct egrc_benchmark_item {
     char *id;          /* the record's "id", "idx" or "unique_id", else its line number */
     char *question;
     char *gold_answer; /* the final answer, LaTeX source as the record writes it */
+    size_t line;       /* 1-based line of the record in the file, for messages about it */
 } egrc_benchmark_item;
 
 typedef struct egrc_benchmark {
     char *name; /* the folder name ("gsm8k"), or the file name without ".jsonl" */
+    char *file; /* the path of the file read ("DIR/gsm8k/test.jsonl"), for messages */
     size_t count;
     egrc_benchmark_item *items;
 } egrc_benchmark;
@@ -36,7 +43,9 @@ egrc_benchmark *egrc_benchmark_load(const char *path, egrc_error *err);
  * joined with ", "); a string holding a whole solution (one with \boxed{},
  * "####", or several lines) is reduced to its final answer with
  * egrc_extract_answer. Blank lines are skipped; any bad line fails the load
- * with a message naming file:line and the field. */
+ * with a message naming file:line and the field. A line must be UTF-8 (the
+ * message gives the offending byte's offset) and at most
+ * EGRC_BENCHMARK_MAX_LINE_BYTES long. */
 egrc_benchmark *egrc_benchmark_load_jsonl(const char *path, const char *question_field, const char *answer_field,
                                           egrc_error *err);
 

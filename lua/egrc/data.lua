@@ -82,7 +82,8 @@ function data.task_sft(opts)
 end
 
 --- A math benchmark (a folder with test.jsonl, or a .jsonl file) as a list of
--- items {id, question, answer, prompt}; opts.template(item) -> prompt text;
+-- items {id, question, answer, prompt, file, line} (file and line: where the
+-- record is, for messages about it); opts.template(item) -> prompt text;
 -- opts.question_field and opts.answer_field name a JSONL file's fields
 -- (otherwise known benchmarks' fields, or the first record's, are used).
 function data.benchmark(path, opts)
@@ -96,6 +97,7 @@ function data.benchmark(path, opts)
   for i, item in ipairs(bench.items) do
     if opts.limit and i > opts.limit then break end
     item.prompt = (opts.template or data.prompt)(item)
+    item.file = bench.file
     items[i] = item
   end
   return items, bench.name

@@ -211,6 +211,12 @@ function Run:stop(where)
   error(("interrupted by %s at %s"):format(signal, where), 0)
 end
 
+-- Whether the summary at path is that of a run that completed.
+local function completed(path)
+  local readable, previous = pcall(core.json.read, path)
+  return readable and type(previous) == "table" and previous.status == "ok"
+end
+
 --- Called by `egrc run` after main (also when it failed): writes summary.json
 -- and prints the summary line.
 function Run:finish(ok, err)
@@ -231,11 +237,17 @@ function Run:finish(ok, err)
   }
   if err then summary.error = tostring(err):match("^(.-)\nstack traceback:") or tostring(err) end
   if stopped then summary.stopped_at = self.stopped_at end
+  -- the recipe's fields join egrc's, but how the run ended is egrc's to say
+  local ending = { status = summary.status, error = summary.error, stopped_at = summary.stopped_at }
   for key, value in pairs(self.summary) do summary[key] = value end
-  core.json.write(self:path("summary.json"), summary)
+  for _, key in ipairs { "status", "error", "stopped_at" } do summary[key] = ending[key] end
+  summary.lua_limits = core.lua_limits()
+  -- a resume that fails leaves a completed run's summary.json as it was
+  local path = self:path("summary.json")
+  if not ok and self.resume and completed(path) then path = self:path("summary-resume-failed.json") end
+  core.json.write(path, summary)
   print(("%s: %s, %d steps in %.1f s; Lua hooks %.4f s = %.3f%% of step time; %s"):format(
-    self.name, summary.status, self._logged, seconds, hook_seconds, 100 * summary.lua_hook_fraction,
-    self:path("summary.json")))
+    self.name, summary.status, self._logged, seconds, hook_seconds, 100 * summary.lua_hook_fraction, path))
   if stopped then
     print(("%s: stopped by %s; continue with: egrc run --resume %s"):format(self.name, stopped, self.out))
   end
