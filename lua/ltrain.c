@@ -368,6 +368,7 @@ static int trainer_load(lua_State *L) {
     lua_trainer *t = check_trainer(L, 1);
     egrc_model *m = trainer_model(L, 1);
     const char *path = luaL_checkstring(L, 2);
+    egrc_lua_check_readable(L, path);
     egrc_rng scratch, *rng = lua_isnoneornil(L, 3) ? &scratch : egrc_check_rng(L, 3);
     egrc_error err;
     int step;

@@ -67,6 +67,16 @@ stop_and_resume() { # MODE SIGNAL EXIT_CODE
 stop_and_resume sft INT 130
 stop_and_resume rl TERM 143
 
+# SIGINT during an evaluation: it ends at the next batch of prompts
+start stopped-eval --set mode=eval
+check "stopped-eval: the evaluation started" wait_for stopped-eval/ready
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+check "stopped-eval: SIGINT exits 130 (got $rc)" test "$rc" -eq 130
+check "stopped-eval: summary.json says interrupted" grep -q '"status":	"interrupted"' stopped-eval/summary.json
+check "stopped-eval: the message says where" grep -q "interrupted by SIGINT during an evaluation, at item" stopped-eval.log
+
 # a second signal exits at once, without waiting for the step to end
 start twice --set slow=1
 check "twice: the loop started" wait_for twice/ready

@@ -114,6 +114,9 @@ function eval.run(model, tokenizer, items, opts)
   local total, correct, tokens, clipped, reasoning = 0, 0, 0, 0, 0
   local by_family = {}
   for first = 1, #items, batch do
+    -- a stop signal ends an evaluation between batches: it has no checkpoint, a resume repeats it
+    local signal = core.interrupted()
+    if signal then error(("interrupted by %s during an evaluation, at item %d of %d"):format(signal, first, #items), 0) end
     local prompts, chunk, longest = {}, {}, 0
     for i = first, math.min(first + batch - 1, #items) do
       chunk[#chunk + 1] = items[i]

@@ -1,4 +1,5 @@
--- A training run to stop and resume (tests/stop_test.sh): SFT or RL on a
+-- A training run to stop and resume (tests/stop_test.sh): SFT or RL (or an
+-- evaluation, mode "eval") on a
 -- tiny model, each step made slow enough (settings.slow seconds) for a test
 -- to send a signal mid-run. At step ready_at it writes run:path("ready") so
 -- the test knows the loop is running; at the end it saves the final weights
@@ -20,6 +21,16 @@ return {
     end
     -- only the checkpoints asked for: every checkpoint_every steps, on a stop
     -- and at the end (no time-based ones, which would depend on the machine)
+    if s.mode == "eval" then -- one prompt per batch, each graded slowly: a signal lands mid-evaluation
+      local items = egrc.data.task_eval { per_cell = 1 }
+      local graded = 0
+      egrc.eval.run(model, tok, items, { batch = 1, max_new_tokens = 4, grade = function(item, text)
+        graded = graded + 1
+        on_step({ step = graded })
+        return egrc.eval.grade(item, text)
+      end })
+      return
+    end
     if s.mode == "sft" then
       egrc.sft.train(run, {
         model = model, tokenizer = tok, data = egrc.data.task_sft { style = "concise", difficulty = 1 },
