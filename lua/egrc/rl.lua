@@ -154,8 +154,13 @@ function rl.train(run, opts)
     local rs = rollout:stats()
     rollout:free()
 
-    local n_correct = 0
-    for _, c in ipairs(correct) do n_correct = n_correct + (c and 1 or 0) end
+    -- lengths by verdict (nil when no sample had it): does RL shorten the right answers or the wrong ones?
+    local n_correct, len_correct, len_incorrect = 0, 0, 0
+    for i, c in ipairs(correct) do
+      if c then n_correct, len_correct = n_correct + 1, len_correct + lengths[i]
+      else len_incorrect = len_incorrect + lengths[i] end
+    end
+    local n_incorrect = #correct - n_correct
     state.entropy, state.length, state.clipped = rs.mean_entropy, rs.mean_length, rs.clipped
     state.accuracy = n_correct / #correct
     state.reward_mean, state.reward_std = util.mean_std(R)
@@ -174,6 +179,9 @@ function rl.train(run, opts)
                 clipped = state.clipped, temperature = state.temperature, budget = state.budget,
                 lr = trainer:lr(), kl = stats.kl, clip_fraction = stats.clip_fraction, grad_norm = stats.grad_norm,
                 optimizer_steps = stats.optimizer_steps, zero_variance_groups = stats.zero_variance_groups,
+                zero_variance_share = stats.zero_variance_groups / P,
+                length_correct = n_correct > 0 and len_correct / n_correct or nil,
+                length_incorrect = n_incorrect > 0 and len_incorrect / n_incorrect or nil,
                 tokens = rs.tokens, generate_seconds = rs.prefill_seconds + rs.decode_seconds }
     if eval_opts and ((eval_opts.every and step % eval_opts.every == 0) or step == steps) then
       local e_opts = {}

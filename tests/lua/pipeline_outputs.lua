@@ -57,6 +57,12 @@ return {
         within(row.accuracy, 0, 1, where .. " accuracy")
         within(row.length, 1, s.budget, where .. " mean length")
         within(row.clipped, 0, 1, where .. " clipped share")
+        within(row.zero_variance_share, 0, 1, where .. " zero-variance share")
+        -- each verdict's mean length is there exactly when some sample had that verdict
+        check.eq(row.length_correct ~= nil, row.accuracy > 0, where .. " length_correct present iff a sample was correct")
+        check.eq(row.length_incorrect ~= nil, row.accuracy < 1, where .. " length_incorrect present iff one was not")
+        if row.length_correct then within(row.length_correct, 1, s.budget, where .. " length_correct") end
+        if row.length_incorrect then within(row.length_incorrect, 1, s.budget, where .. " length_incorrect") end
         positive(row.entropy, where .. " entropy")
         check.ok(finite(row.loss) and finite(row.reward) and finite(row.kl), where .. " loss, reward, kl finite")
         within(row.zero_variance_groups, 0, s.prompts, where .. " zero-variance groups")
