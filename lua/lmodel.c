@@ -212,12 +212,22 @@ static int model_load(lua_State *L) {
     return 1;
 }
 
+/* model:save(dir [, {dtype = "bf16" | "f16" | "f32"}]): a Hugging Face
+ * folder; without a dtype the weights keep the dtype they were loaded in. */
 static int model_save(lua_State *L) {
     egrc_model *m = egrc_check_model(L, 1);
     const char *dir = luaL_checkstring(L, 2);
+    egrc_check_options(L, 3, (const char *const[]){"dtype", NULL});
+    static const char *const names[] = {"f32", "bf16", "f16", NULL};
+    static const egrc_dtype dtypes[] = {EGRC_DTYPE_F32, EGRC_DTYPE_BF16, EGRC_DTYPE_F16};
+    const char *name = egrc_opt_string(L, 3, "dtype", NULL);
+    const egrc_dtype *dtype = NULL;
+    for (int i = 0; name && names[i] && !dtype; i++)
+        if (strcmp(name, names[i]) == 0) dtype = &dtypes[i];
+    if (name && !dtype) return luaL_error(L, "model:save: dtype must be \"f32\", \"bf16\" or \"f16\", got \"%s\"", name);
     egrc_lua_check_writable(L, dir);
     egrc_error err;
-    if (egrc_model_save_hf(m, dir, &err)) return egrc_lua_raise(L, &err);
+    if (egrc_model_save_hf(m, dir, dtype, &err)) return egrc_lua_raise(L, &err);
     return 0;
 }
 
@@ -268,6 +278,8 @@ static int model_clone(lua_State *L) {
     u->m = egrc_model_create(src->be, &src->cfg, &err);
     if (!u->m) return egrc_lua_raise(L, &err);
     egrc_model_set_params(u->m, host);
+    u->m->source_dir = src->source_dir ? strdup(src->source_dir) : NULL; /* a clone saves as its original */
+    u->m->source_dtype = src->source_dtype;
     return 1;
 }
 

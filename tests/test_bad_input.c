@@ -75,7 +75,7 @@ static int make_scratch(scratch *s) {
     snprintf(s->model_path, sizeof s->model_path, "%s/model.safetensors", s->dir);
     snprintf(s->config_path, sizeof s->config_path, "%s/config.json", s->dir);
     egrc_model *m = egrc_model_load_hf(be, EGRC_TEST_DATA "/tiny-qwen2", &err);
-    int rc = m ? egrc_model_save_hf(m, s->dir, &err) : -1;
+    int rc = m ? egrc_model_save_hf(m, s->dir, NULL, &err) : -1;
     egrc_model_free(m);
     return rc;
 }

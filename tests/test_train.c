@@ -259,7 +259,7 @@ static void test_hf_round_trip(const char *name) {
     if (!m) return;
     char dir[] = "/tmp/egrc_test_hf_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    CHECK_MSG(egrc_model_save_hf(m, dir, &err) == 0, "%s", err.msg);
+    CHECK_MSG(egrc_model_save_hf(m, dir, NULL, &err) == 0, "%s", err.msg);
     egrc_model *back = egrc_model_load_hf(be, dir, &err);
     CHECK_MSG(back != NULL, "%s: %s", name, err.msg);
     if (back) {
@@ -278,6 +278,8 @@ static void test_hf_round_trip(const char *name) {
     unlink(path);
     snprintf(path, sizeof path, "%s/config.json", dir);
     unlink(path);
+    snprintf(path, sizeof path, "%s/generation_config.json", dir); /* copied from the fixture */
+    CHECK_MSG(unlink(path) == 0, "%s: generation_config.json not saved", name);
     CHECK_MSG(rmdir(dir) == 0, "save_hf left extra files in %s", dir);
     egrc_model_free(m);
 }

@@ -23,4 +23,10 @@ const char *egrc_dtype_name(egrc_dtype dtype); /* "F32", "BF16", ... as in the f
 /* The dtype named `name` ("F32", ...); returns 0, or -1 when no dtype has that name. */
 int egrc_dtype_from_name(const char *name, egrc_dtype *out);
 
+/* Rounds n floats to bf16 or f16 (to nearest, ties to even, as PyTorch's
+ * .to() does; NaN stays NaN, f16 overflows to infinity), or copies them
+ * for F32. dst holds n * egrc_dtype_size(dtype) bytes; other dtypes are not
+ * floating-point storage and return -1. */
+int egrc_f32_to_dtype(egrc_dtype dtype, const float *src, void *dst, size_t n);
+
 #endif

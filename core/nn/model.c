@@ -130,6 +130,7 @@ void egrc_model_free(egrc_model *m) {
     if (m->scalar) be->ops->free(be, m->scalar);
     free(m->tensors);
     free(m->layers);
+    free(m->source_dir);
     free(m);
 }
 

@@ -94,6 +94,12 @@ typedef struct egrc_model {
     /* The rollout decoder kept between egrc_generate calls, with its KV
      * cache and captured graphs (core/nn/generate.c); NULL when none is kept. */
     struct egrc_decoder *rollout_decoder;
+
+    /* Where the weights came from, for a save without loss (model_save.c):
+     * the Hugging Face folder they were loaded from (NULL for a model egrc
+     * created) and the dtype its weights were stored in. */
+    char *source_dir;
+    egrc_dtype source_dtype;
 } egrc_model;
 
 /* Creates a model with zeroed parameters (gradients zeroed too). */

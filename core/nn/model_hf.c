@@ -1,6 +1,5 @@
 #include "model_hf.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +119,7 @@ static void hf_import(const egrc_hf_tensor *t, const float *hf, float *internal)
         for (int c = 0; c < t->cols; c++) block[(size_t)r * t->cols + c] = hf[(size_t)c * t->rows + r];
 }
 
-static void hf_shape(const egrc_hf_tensor *t, int *ndim, int64_t shape[2]) {
+void egrc_hf_shape(const egrc_hf_tensor *t, int *ndim, int64_t shape[2]) {
     if (t->one_dim) {
         *ndim = 1;
         shape[0] = (int64_t)t->rows * t->cols;
@@ -248,7 +247,7 @@ static int import_all(egrc_model *m, const egrc_safetensors *st, const char *dir
         }
         int ndim;
         int64_t shape[2];
-        hf_shape(t, &ndim, shape);
+        egrc_hf_shape(t, &ndim, shape);
         if (s->ndim != ndim || s->shape[0] != shape[0] || (ndim == 2 && s->shape[1] != shape[1])) {
             char got[64], want[64];
             format_shape(got, sizeof got, s->ndim, s->shape);
@@ -304,50 +303,16 @@ egrc_model *egrc_model_load_hf(egrc_backend *be, const char *dir, egrc_error *er
     }
     egrc_model_set_params(m, host);
     free(host);
+    /* the embedding's dtype stands for the folder's: checkpoints store all weights alike */
+    const egrc_st_tensor *embedding = egrc_safetensors_count(st) ? egrc_safetensors_at(st, 0) : NULL;
+    for (size_t i = 0; i < egrc_safetensors_count(st); i++)
+        if (strstr(egrc_safetensors_at(st, i)->name, "embed") || strstr(egrc_safetensors_at(st, i)->name, "wte"))
+            embedding = egrc_safetensors_at(st, i);
+    if (embedding && (embedding->dtype == EGRC_DTYPE_BF16 || embedding->dtype == EGRC_DTYPE_F16))
+        m->source_dtype = embedding->dtype;
     egrc_safetensors_close(st);
+    m->source_dir = realpath(dir, NULL); /* NULL (a save without the source's files) only if dir vanished */
     return m;
-}
-
-int egrc_model_save_hf(egrc_model *m, const char *dir, egrc_error *err) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return egrc_fail(err, "%s: cannot create folder: %s", dir, strerror(errno));
-    int count = 0;
-    egrc_hf_tensor *tensors = egrc_hf_tensors(m, &count);
-    float *host = malloc(m->n_params * sizeof(float));
-    float *hf = malloc(m->n_params * sizeof(float));
-    egrc_st_entry *entries = calloc((size_t)count, sizeof *entries);
-    int rc = -1;
-    if (!tensors || !host || !hf || !entries) {
-        egrc_fail(err, "out of host memory saving the model");
-        goto done;
-    }
-    if (egrc_backend_download(m->be, host, m->params, m->n_params * sizeof(float), err)) {
-        egrc_error_prefix(err, "%s: not written", dir);
-        goto done;
-    }
-    size_t used = 0;
-    for (int i = 0; i < count; i++) {
-        egrc_hf_export(&tensors[i], host, hf + used);
-        entries[i].name = tensors[i].name;
-        entries[i].dtype = EGRC_DTYPE_F32;
-        hf_shape(&tensors[i], &entries[i].ndim, entries[i].shape);
-        entries[i].data = hf + used;
-        used += (size_t)tensors[i].rows * tensors[i].cols;
-    }
-    static const char *const metadata[] = {"format", "pt", NULL};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (egrc_safetensors_write(path, entries, (size_t)count, metadata, err)) goto done;
-    char *config = egrc_config_to_hf_json(&m->cfg);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    rc = config ? egrc_write_file_atomic(path, config, strlen(config), err) : egrc_fail(err, "out of memory");
-    free(config);
-done:
-    free(entries);
-    free(hf);
-    free(host);
-    free(tensors);
-    return rc;
 }
 
 egrc_model *egrc_model_open(egrc_backend *be, const char *name_or_dir, uint64_t seed, egrc_error *err) {

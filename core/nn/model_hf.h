@@ -28,6 +28,9 @@ egrc_hf_tensor *egrc_hf_tensors(const egrc_model *m, int *count);
  * HF layout of `t` (rows*cols floats). */
 void egrc_hf_export(const egrc_hf_tensor *t, const float *internal, float *hf_out);
 
+/* The HF tensor's shape as the file stores it (see egrc_hf_tensor). */
+void egrc_hf_shape(const egrc_hf_tensor *t, int *ndim, int64_t shape[2]);
+
 /* Loads a Hugging Face model folder onto a backend. A NaN or infinity in
  * any weight (in whatever dtype the file stores it) fails the load with the
  * tensor's name and the first bad element. */
@@ -47,9 +50,13 @@ size_t egrc_first_nonfinite(const float *v, size_t n);
  * (3-4 s) showed no difference beyond noise. */
 int egrc_weights_to_f32(const egrc_st_tensor *t, float *out, int64_t count, int64_t *first_bad, egrc_error *err);
 
-/* Writes config.json and model.safetensors (fp32) into dir (created if
- * needed); each file is written atomically. */
-int egrc_model_save_hf(egrc_model *m, const char *dir, egrc_error *err);
+/* Writes a Hugging Face folder into dir (created if needed), each file
+ * atomically: model.safetensors in `dtype` (NULL: the dtype the weights
+ * were loaded in, F32 for a model egrc created; F32, BF16 or F16), config.json
+ * (the source folder's, every key egrc does not use kept, with egrc's keys
+ * written over it), and the source folder's tokenizer, chat-template and
+ * generation files (model_save.c). */
+int egrc_model_save_hf(egrc_model *m, const char *dir, const egrc_dtype *dtype, egrc_error *err);
 /* Loads a preset name or an HF folder: what CLI --model arguments accept. */
 egrc_model *egrc_model_open(egrc_backend *be, const char *name_or_dir, uint64_t seed, egrc_error *err);
 
