@@ -63,7 +63,9 @@ if [ -f "$(dirname "$egrc")/libegrc-backend-gpuemu.so" ]; then
   expect 0 "tokens/s" -- env EGRC_GPU_ATTENTION=simt "$egrc" bench train --model gpt2-tiny --batch 1 --seq 16 \
     --steps 1 --backend gpuemu
 fi
-expect 0 "weight GB/s +MFU" -- "$egrc" bench generate --model gpt2-tiny --batch 2 --new-tokens 4 --peak-tflops 3
+expect 0 "weight GB/s +memory GB/s +weight/memory +MFU" -- "$egrc" bench generate --model gpt2-tiny --batch 2 --new-tokens 4 --peak-tflops 3
+check "bench generate measures the host memory it reads" \
+  bash -c '"$0" bench generate --model gpt2-tiny --batch 2 --new-tokens 4 | tail -1 | awk "{ exit !(\$7 > 0.5 && \$8 > 0) }"' "$egrc"
 
 expect 0 "^correct$" -- "$egrc" grade --gold '\frac{1}{2}' --pred 'so $\boxed{0.5}$'
 expect 0 "^incorrect$" -- "$egrc" grade --gold 18 --pred '#### 19'

@@ -15,6 +15,7 @@
 #include "backends/backend.h"
 #include "cli.h"
 #include "device_peaks.h"
+#include "memory_bandwidth.h"
 #include "nn/generate.h"
 #include "nn/model_hf.h"
 #include "base/rng.h"
@@ -307,10 +308,21 @@ static int bench_generate(int argc, char **argv) {
     char mfu[32];
     print_peak(&setup, info.name, 2.0 * (double)m->n_params * (double)(B * (P + new_tokens)) / total / 1e9, mfu,
                sizeof mfu);
-    printf("%-12s %-16s %-14s %-14s %-12s %-12s %s\n", "prefill ms", "decode ms/step", "new tokens/s", "decode steps",
-           "peak RSS MiB", "weight GB/s", "MFU");
-    printf("%-12.1f %-16.2f %-14.1f %-14d %-12.0f %-12.1f %s\n", 1e3 * r.prefill_seconds, 1e3 * step_s, tokens_per_s,
-           r.decode_steps, usage.ru_maxrss / 1024.0, step_s > 0.0 ? weight_bytes / step_s / 1e9 : 0.0, mfu);
+    /* The bound of a decode step on the CPU backend: host memory read, measured now. A GPU's
+     * device memory would need a kernel of its own, which the backend contract does not have. */
+    const int on_host = strcmp(be->ops->name, "cpu") == 0;
+    const double memory = on_host ? egrc_host_read_gbps() : -1.0;
+    const double weight_gbps = step_s > 0.0 ? weight_bytes / step_s / 1e9 : 0.0;
+    char memory_text[32] = "n/a", ratio_text[32] = "n/a";
+    if (memory > 0.0) {
+        snprintf(memory_text, sizeof memory_text, "%.1f", memory);
+        snprintf(ratio_text, sizeof ratio_text, "%.2f", weight_gbps / memory);
+    }
+    printf("%-12s %-16s %-14s %-14s %-12s %-12s %-14s %-14s %s\n", "prefill ms", "decode ms/step", "new tokens/s",
+           "decode steps", "peak RSS MiB", "weight GB/s", "memory GB/s", "weight/memory", "MFU");
+    printf("%-12.1f %-16.2f %-14.1f %-14d %-12.0f %-12.1f %-14s %-14s %s\n", 1e3 * r.prefill_seconds, 1e3 * step_s,
+           tokens_per_s, r.decode_steps, usage.ru_maxrss / 1024.0, weight_gbps, memory_text, ratio_text, mfu);
+    if (!on_host) printf("memory GB/s: measured for the CPU backend only (host memory read, same run)\n");
 done:
     egrc_rollout_free(&r);
     free(prompts);
