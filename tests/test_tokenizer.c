@@ -171,6 +171,9 @@ static void expect_file_error(const char *path, const char *needle) {
 static void check_bad_files(const char *reference, size_t reference_len) {
     expect_file_error(TOK_DIR "/tokenizer_missing_model.json", "model is missing");
     expect_file_error(TOK_DIR "/tokenizer_unigram.json", "model.type 'Unigram' is not supported");
+    /* T5's files carry no model.type; the refusal still names the kind. */
+    expect_file_error(TOK_DIR "/tokenizer_unigram_untyped.json",
+                      "model.type 'Unigram' (no type given; told by its fields) is not supported");
     expect_file_error(TOK_DIR "/tokenizer_vocab_array.json", "model.vocab must be an object");
     expect_file_error(TOK_DIR "/tokenizer_merge_unknown.json", "model.merges[1]");
     expect_file_error(TOK_DIR "/no_such_file.json", "no_such_file.json");
