@@ -132,10 +132,20 @@ static int parse_pretok(egrc_tokenizer *tok, const cJSON *node, const char *path
                                              "the GPT-2 pattern", src, err)
                          : 0;
     }
+    if (strcmp(type, "Digits") == 0) {
+        /* Digits splits off what Rust's char::is_numeric accepts, which is
+         * exactly \p{N} (Nd, Nl, No); one by one or in runs. */
+        int individual;
+        if (egrc_tok_json_bool(node, "individual_digits", 0, &individual, path, src, err) != 0 ||
+            add_step(tok, EGRC_TOK_STEP_SPLIT, 0, src, err) != 0)
+            return -1;
+        const char *digits = individual ? "\\p{N}" : "\\p{N}+";
+        return compile_into_last(tok, digits, strlen(digits), 0, path, src, err);
+    }
     if (strcmp(type, "Sequence") != 0)
         return egrc_fail(err,
-                         "%s: %s.type '%.64s' is not supported (egrc reads Split, ByteLevel and "
-                         "Sequence pre-tokenizers)",
+                         "%s: %s.type '%.64s' is not supported (egrc reads Split, ByteLevel, Digits "
+                         "and Sequence pre-tokenizers)",
                          src, path, type);
     if (depth >= MAX_SEQUENCE_DEPTH)
         return egrc_fail(err, "%s: %s nests Sequences more than %d deep", src, path, MAX_SEQUENCE_DEPTH);

@@ -40,17 +40,30 @@ static int check_no_affix(const cJSON *model, const char *key, const char *src, 
                      src, key);
 }
 
+/* tokenizers accepts a model without "type" and tells the kinds apart by
+ * their fields (T5's files are written so): a vocab array is Unigram's,
+ * max_input_chars_per_word is WordPiece's, a vocab without merges is
+ * WordLevel's. Returns the kind, so a refusal can name it. */
+static const char *model_kind(const cJSON *model) {
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
+    if (cJSON_IsString(type)) return type->valuestring;
+    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(model, "vocab"))) return "Unigram";
+    if (cJSON_GetObjectItemCaseSensitive(model, "max_input_chars_per_word")) return "WordPiece";
+    if (!cJSON_GetObjectItemCaseSensitive(model, "merges")) return "WordLevel";
+    return "BPE";
+}
+
 static int check_options(egrc_tokenizer *tok, const cJSON *model, const char *src, egrc_error *err) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
-    /* tokenizers itself accepts a model without "type" when it has BPE's fields. */
-    if (type && !cJSON_IsNull(type)) {
-        if (!cJSON_IsString(type)) return egrc_fail(err, "%s: model.type must be a string", src);
-        if (strcmp(type->valuestring, "BPE") != 0)
-            return egrc_fail(err,
-                             "%s: model.type '%.64s' is not supported (egrc reads byte-level BPE "
-                             "tokenizers)",
-                             src, type->valuestring);
-    }
+    if (type && !cJSON_IsNull(type) && !cJSON_IsString(type))
+        return egrc_fail(err, "%s: model.type must be a string", src);
+    const char *kind = model_kind(model);
+    if (strcmp(kind, "BPE") != 0)
+        return egrc_fail(err,
+                         "%s: model.type '%.64s'%s is not supported: egrc reads BPE models only "
+                         "(byte-level BPE as in GPT-2, Llama 3, Qwen); Unigram (T5), WordPiece "
+                         "(BERT) and WordLevel tokenizers cannot be loaded",
+                         src, kind, cJSON_IsString(type) ? "" : " (no type given; told by its fields)");
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
         return egrc_fail(err,
