@@ -22,6 +22,11 @@ expect 1 "egrc has no backend of that name" -- "$egrc" bench train --model gpt2-
 
 expect 0 "^44 351 303 337 268 1635$" -- "$egrc" tokenize "$data/tokenizer/tokenizer.json" "Hello world"
 expect 2 "usage: egrc tokenize" -- "$egrc" tokenize "$data/tokenizer/tokenizer.json"
+# many texts, one JSON string a line: the same ids as one call each, a bad line named
+check "tokenize - gives one id line per JSON string, as single calls do" \
+  bash -c 'diff <(printf "%s\n" "\"Hello world\"" "\"a\\nb\"" | "$0" tokenize "$1" -) \
+                <("$0" tokenize "$1" "Hello world"; "$0" tokenize "$1" "$(printf "a\nb")")' "$egrc" "$data/tokenizer/tokenizer.json"
+expect 2 "stdin:2: expected a JSON string" -- bash -c 'printf "\"ok\"\nplain text\n" | "$0" tokenize "$1" -' "$egrc" "$data/tokenizer/tokenizer.json"
 expect 2 "tokenizer_missing_model.json.*model" -- "$egrc" tokenize "$data/tokenizer/tokenizer_missing_model.json" hi
 expect 2 "nope.json" -- "$egrc" tokenize "$work/nope.json" hi
 

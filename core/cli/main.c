@@ -8,9 +8,9 @@
 #include "cli.h"
 #include "cmd_grade.h"
 #include "cmd_run.h"
+#include "cmd_tokenize.h"
 #include "io/fileio.h"
 #include "io/model_config.h"
-#include "io/tokenizer.h"
 
 #ifndef EGRC_VERSION
 #define EGRC_VERSION "0.0.0"
@@ -30,7 +30,7 @@ static const char usage[] =
     "  parity MODEL_DIR REFERENCE.safetensors [--backend NAME] [--device N]\n"
     "                                       compare logits, loss, gradients and greedy tokens\n"
     "                                       against a Hugging Face reference; exit 0 when all match\n"
-    "  tokenize TOKENIZER.json TEXT         print the token ids of TEXT\n"
+    "  tokenize TOKENIZER.json TEXT|-       print the token ids of TEXT (-: JSON strings on stdin, a line each)\n"
     "  bench train --model NAME|DIR [--batch B] [--seq T] [--steps N] [--backend NAME] [--device N]\n"
     "                                       training throughput, with a GEMM measured in the same run\n"
     "  bench generate --model NAME|DIR [--batch B] [--prompt-len P] [--new-tokens N] [--backend NAME]\n"
@@ -86,22 +86,6 @@ static int cmd_backends(void) {
     return EGRC_EXIT_OK;
 }
 
-static int cmd_tokenize(int argc, char **argv) {
-    if (argc != 4) return egrc_cli_error(EGRC_EXIT_USAGE, "usage: egrc tokenize TOKENIZER.json TEXT", NULL);
-    egrc_error err;
-    egrc_tokenizer *tok = egrc_tokenizer_load(argv[2], &err);
-    if (!tok) return egrc_cli_error(EGRC_EXIT_USAGE, err.msg, NULL);
-    int32_t *ids;
-    size_t count;
-    int rc = egrc_tokenizer_encode(tok, argv[3], strlen(argv[3]), &ids, &count, &err);
-    egrc_tokenizer_free(tok);
-    if (rc) return egrc_cli_error(EGRC_EXIT_USAGE, err.msg, NULL);
-    for (size_t i = 0; i < count; i++) printf("%s%d", i ? " " : "", ids[i]);
-    printf("\n");
-    free(ids);
-    return EGRC_EXIT_OK;
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fputs(usage, stderr);
@@ -117,7 +101,7 @@ int main(int argc, char **argv) {
         return EGRC_EXIT_OK;
     }
     if (strcmp(command, "backends") == 0) return cmd_backends();
-    if (strcmp(command, "tokenize") == 0) return cmd_tokenize(argc, argv);
+    if (strcmp(command, "tokenize") == 0) return egrc_cmd_tokenize(argc, argv);
     if (strcmp(command, "parity") == 0) return egrc_cmd_parity(argc, argv);
     if (strcmp(command, "bench") == 0) return egrc_cmd_bench(argc, argv);
     if (strcmp(command, "grade") == 0) return egrc_cmd_grade(argc, argv);
