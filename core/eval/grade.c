@@ -344,9 +344,15 @@ int egrc_answers_equivalent(const char *gold, const char *pred) {
         free(g.text);
         return 0;
     }
-    piece gs = strip_lhs((piece){g.text, strlen(g.text)});
-    piece ps = strip_lhs((piece){p.text, strlen(p.text)});
-    int result = gs.len && ps.len && equivalent(gs, ps, g.percent, p.percent, 0);
+    int result = egrc_grade_equations_equivalent(g.text, strlen(g.text), p.text, strlen(p.text));
+    /* An inequality on either side is compared as its interval. */
+    char g_interval[MAX_ANSWER_LEN + 32], p_interval[MAX_ANSWER_LEN + 32];
+    const char *g_text = g.text, *p_text = p.text;
+    if (egrc_grade_inequality_interval(g.text, strlen(g.text), g_interval, sizeof g_interval)) g_text = g_interval;
+    if (egrc_grade_inequality_interval(p.text, strlen(p.text), p_interval, sizeof p_interval)) p_text = p_interval;
+    piece gs = strip_lhs((piece){g_text, strlen(g_text)});
+    piece ps = strip_lhs((piece){p_text, strlen(p_text)});
+    if (!result) result = gs.len && ps.len && equivalent(gs, ps, g.percent, p.percent, 0);
     free(g.text);
     free(p.text);
     return result;
