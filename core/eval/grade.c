@@ -130,6 +130,8 @@ static piece strip_lhs_once(piece s) {
         i++;
         while (i < s.len && isalpha((unsigned char)s.s[i])) i++;
         if (i == 1) return s;
+    } else if (i < s.len && isupper((unsigned char)s.s[i])) {
+        while (i < s.len && i < 3 && isupper((unsigned char)s.s[i])) i++; /* a segment or angle: "AB", "ABC" */
     } else if (i < s.len && isalpha((unsigned char)s.s[i])) {
         i++;
     } else {
