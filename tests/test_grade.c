@@ -657,11 +657,44 @@ static void test_case_file(void) {
     printf("\n");
 }
 
+/* Every gold answer of the full benchmark files (when this machine has
+ * them: $EGRC_MATH_BENCHMARKS or /work/shared/benchmarks/math) grades
+ * correct against itself, as a bare answer and boxed in a response. */
+static void test_full_benchmarks(void) {
+    static const char *const names[] = {"gsm8k", "math500", "aime24", "amc23", "olympiadbench", "minerva_math"};
+    const char *root = getenv("EGRC_MATH_BENCHMARKS");
+    if (!root) root = "/work/shared/benchmarks/math";
+    for (size_t b = 0; b < sizeof names / sizeof *names; b++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s/test.jsonl", root, names[b]);
+        if (access(path, R_OK) != 0) {
+            printf("%s: skipped (no %s)\n", names[b], path);
+            continue;
+        }
+        egrc_error err;
+        egrc_benchmark *bench = egrc_benchmark_load(path, &err);
+        CHECK_MSG(bench, "%s: %s", path, err.msg);
+        if (!bench) continue;
+        size_t matched = 0;
+        for (size_t i = 0; i < bench->count; i++) {
+            const char *gold = bench->items[i].gold_answer;
+            char boxed[8192];
+            snprintf(boxed, sizeof boxed, "So the answer is \\boxed{%s}.", gold);
+            int ok = egrc_grade_response(gold, gold) && egrc_grade_response(gold, boxed);
+            CHECK_MSG(ok, "%s %s: gold \"%s\" does not match itself", names[b], bench->items[i].id, gold);
+            matched += (size_t)ok;
+        }
+        printf("%s full: %zu/%zu gold answers match themselves\n", names[b], matched, bench->count);
+        egrc_benchmark_free(bench);
+    }
+}
+
 int main(void) {
     test_extract();
     test_equivalence();
     test_samples();
     test_loader();
     test_case_file();
+    test_full_benchmarks();
     return test_finish("test_grade");
 }
