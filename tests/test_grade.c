@@ -603,10 +603,98 @@ static void test_loader(void) {
     CHECK(rmdir(dir) == 0);
 }
 
+/* "\n" in a case-file field stands for a newline (responses span lines). */
+static void unescape_newlines(char *field) {
+    char *out = field;
+    for (char *in = field; *in; in++) {
+        if (in[0] == '\\' && in[1] == 'n' && (in == field || in[-1] != '\\')) *out++ = '\n', in++;
+        else *out++ = *in;
+    }
+    *out = '\0';
+}
+
+/* tests/data/grade/cases.tsv: gold, prediction, verdict, kind per line; each
+ * must grade as its verdict (through egrc_grade_response, as the reward
+ * does). Prints the agreement by kind. */
+static void test_case_file(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/grade/cases.tsv", EGRC_TEST_DATA);
+    FILE *f = fopen(path, "r");
+    CHECK_MSG(f != NULL, "cannot open %s", path);
+    if (!f) return;
+    enum { MAX_KINDS = 64 };
+    char kinds[MAX_KINDS][32];
+    int agreed[MAX_KINDS] = {0}, total[MAX_KINDS] = {0}, n_kinds = 0, cases = 0;
+    char line[8192];
+    for (int line_no = 1; fgets(line, sizeof line, f); line_no++) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *fields[4], *rest = line;
+        int n = 0;
+        for (; n < 4 && rest; n++) {
+            fields[n] = rest;
+            rest = strchr(rest, '\t');
+            if (rest) *rest++ = '\0';
+        }
+        CHECK_MSG(n == 4 && !rest, "%s:%d: want 4 tab-separated fields", path, line_no);
+        if (n != 4) continue;
+        unescape_newlines(fields[0]), unescape_newlines(fields[1]);
+        int want = strcmp(fields[2], "correct") == 0;
+        CHECK_MSG(want || strcmp(fields[2], "incorrect") == 0, "%s:%d: verdict '%s'", path, line_no, fields[2]);
+        int got = egrc_grade_response(fields[0], fields[1]);
+        CHECK_MSG(got == want, "%s:%d: [%s] gold \"%s\" pred \"%s\" graded %s, want %s", path, line_no, fields[3],
+                  fields[0], fields[1], got ? "correct" : "incorrect", fields[2]);
+        int k = 0;
+        while (k < n_kinds && strcmp(kinds[k], fields[3]) != 0) k++;
+        if (k == n_kinds && n_kinds < MAX_KINDS) snprintf(kinds[n_kinds++], sizeof kinds[0], "%s", fields[3]);
+        if (k < n_kinds) total[k]++, agreed[k] += got == want;
+        cases++;
+    }
+    fclose(f);
+    CHECK_MSG(cases >= 400, "%s: %d cases, want at least 400", path, cases);
+    printf("cases.tsv: %d cases;", cases);
+    for (int k = 0; k < n_kinds; k++) printf(" %s %d/%d", kinds[k], agreed[k], total[k]);
+    printf("\n");
+}
+
+/* Every gold answer of the full benchmark files (when this machine has
+ * them: $EGRC_MATH_BENCHMARKS or /work/shared/benchmarks/math) grades
+ * correct against itself, as a bare answer and boxed in a response. */
+static void test_full_benchmarks(void) {
+    static const char *const names[] = {"gsm8k", "math500", "aime24", "amc23", "olympiadbench", "minerva_math"};
+    const char *root = getenv("EGRC_MATH_BENCHMARKS");
+    if (!root) root = "/work/shared/benchmarks/math";
+    for (size_t b = 0; b < sizeof names / sizeof *names; b++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s/test.jsonl", root, names[b]);
+        if (access(path, R_OK) != 0) {
+            printf("%s: skipped (no %s)\n", names[b], path);
+            continue;
+        }
+        egrc_error err;
+        egrc_benchmark *bench = egrc_benchmark_load(path, &err);
+        CHECK_MSG(bench, "%s: %s", path, err.msg);
+        if (!bench) continue;
+        size_t matched = 0;
+        for (size_t i = 0; i < bench->count; i++) {
+            const char *gold = bench->items[i].gold_answer;
+            char boxed[8192];
+            snprintf(boxed, sizeof boxed, "So the answer is \\boxed{%s}.", gold);
+            int ok = egrc_grade_response(gold, gold) && egrc_grade_response(gold, boxed);
+            CHECK_MSG(ok, "%s %s: gold \"%s\" does not match itself", names[b], bench->items[i].id, gold);
+            matched += (size_t)ok;
+        }
+        printf("%s full: %zu/%zu gold answers match themselves\n", names[b], matched, bench->count);
+        egrc_benchmark_free(bench);
+    }
+}
+
 int main(void) {
     test_extract();
     test_equivalence();
     test_samples();
     test_loader();
+    test_case_file();
+    test_full_benchmarks();
     return test_finish("test_grade");
 }

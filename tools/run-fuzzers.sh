@@ -19,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 
 # The longest input each target takes: the largest fixture fits (the model
 # fixtures are up to 700 KB, the tokenizer 190 KB, a benchmark 100 KB).
-declare -A max_len=([safetensors]=1048576 [tokenizer]=262144 [benchmarks]=131072 [settings]=4096)
+declare -A max_len=([safetensors]=1048576 [tokenizer]=262144 [benchmarks]=131072 [settings]=4096 [grade]=8192)
 
 # Copies a fixture into a seed folder under a name made from its path (the
 # fixtures share names: tiny-*/model.safetensors), when it fits max_len.
@@ -72,7 +72,7 @@ minimise_corpus() {
   mv "$merged" "$corpus"
 }
 
-targets=(safetensors tokenizer benchmarks settings)
+targets=(safetensors tokenizer benchmarks settings grade)
 summary=()
 for target in "${targets[@]}"; do
   fuzzer=$build/fuzz/fuzz_$target

@@ -14,6 +14,7 @@
 
 #include "backends/backend.h"
 #include "cli.h"
+#include "cmd_bench_grade.h"
 #include "device_peaks.h"
 #include "memory_bandwidth.h"
 #include "nn/generate.h"
@@ -334,9 +335,11 @@ done:
 int egrc_cmd_bench(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[2], "train") == 0) return bench_train(argc, argv);
     if (argc >= 3 && strcmp(argv[2], "generate") == 0) return bench_generate(argc, argv);
+    if (argc >= 3 && strcmp(argv[2], "grade") == 0) return egrc_cmd_bench_grade(argc, argv);
     return egrc_cli_error(EGRC_EXIT_USAGE,
                           "usage: egrc bench train --model NAME|DIR [--batch B] [--seq T] [--steps N] [--peak-tflops P]\n"
                           "       egrc bench generate --model NAME|DIR [--batch B] [--prompt-len P] [--new-tokens N]\n"
-                          "                           [--peak-tflops P]",
+                          "                           [--peak-tflops P]\n"
+                          "       egrc bench grade FILE",
                           NULL);
 }

@@ -3,7 +3,6 @@
 #include "cmd_grade.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -11,9 +10,9 @@
 
 static const char grade_usage[] =
     "usage: egrc grade --gold ANSWER --pred ANSWER_OR_RESPONSE\n"
-    "  prints 'correct' when the prediction (a response whose final answer is found as \\boxed{},\n"
-    "  '#### X' or 'the answer is X', or else a bare answer) is equivalent to the gold answer,\n"
-    "  'incorrect' otherwise";
+    "  prints 'correct' when the prediction's answer (\\boxed{}, '#### X', 'the answer is X', else the\n"
+    "  whole text as a bare answer, else its last $...$, else its last number) is equivalent to the\n"
+    "  gold's (found the same way), 'incorrect' otherwise";
 
 int egrc_cmd_grade(int argc, char **argv) {
     const char *gold = NULL, *pred = NULL;
@@ -30,13 +29,7 @@ int egrc_cmd_grade(int argc, char **argv) {
         *slot = argv[++i];
     }
     if (!gold || !pred) return egrc_cli_error(EGRC_EXIT_USAGE, grade_usage, NULL);
-    /* Unlike egrc_grade_response, a prediction with no marked answer is
-     * taken whole: on the command line it is usually a bare answer. */
-    egrc_error err;
-    char *answer = egrc_extract_answer(pred, &err);
-    if (!answer && err.msg[0]) return egrc_cli_error(EGRC_EXIT_FAILURE, err.msg, NULL);
-    int correct = egrc_answers_equivalent(gold, answer ? answer : pred);
-    free(answer);
+    int correct = egrc_grade_response(gold, pred);
     printf("%s\n", correct ? "correct" : "incorrect");
     return EGRC_EXIT_OK;
 }

@@ -35,6 +35,7 @@ static const char usage[] =
     "                                       training throughput, with a GEMM measured in the same run\n"
     "  bench generate --model NAME|DIR [--batch B] [--prompt-len P] [--new-tokens N] [--backend NAME]\n"
     "                                       rollout throughput: prefill, decode ms/step, new tokens/s\n"
+    "  bench grade FILE                     grading speed (pairs/s) over gold<TAB>prediction lines\n"
     "  grade --gold ANSWER --pred ANSWER_OR_RESPONSE\n"
     "                                       print 'correct' or 'incorrect' (math answer equivalence)\n"
     "  --help                               this text\n"

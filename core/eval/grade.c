@@ -105,12 +105,33 @@ static int enclosed(piece s, char *open, char *close, piece *inner) {
 
 /* "x = 5", "f(x) = x+1", "x \in [1,2]": the right-hand side, when the left
  * is one (possibly Greek, subscripted or applied) variable name. */
+static piece strip_lhs_once(piece s);
+
+/* "x = 5", "a = b = 6", "(p, q) = (3, 2)", "\approx 3.14" (normalised to
+ * "=3.14"): the last side of a labelled or chained answer. */
 static piece strip_lhs(piece s) {
+    if (s.len > 1 && s.s[0] == '=') s = (piece){s.s + 1, s.len - 1};
+    if (s.len > 2 && s.s[0] == '(') { /* a tuple of names: "(p,q)=" */
+        size_t i = 1;
+        while (i < s.len && (isalpha((unsigned char)s.s[i]) || s.s[i] == ',')) i++;
+        if (i + 2 < s.len && i > 1 && s.s[i] == ')' && s.s[i + 1] == '=') return (piece){s.s + i + 2, s.len - i - 2};
+    }
+    for (int chain = 0; chain < MAX_ITEMS; chain++) {
+        piece rest = strip_lhs_once(s);
+        if (rest.s == s.s) return s;
+        s = rest;
+    }
+    return s;
+}
+
+static piece strip_lhs_once(piece s) {
     size_t i = 0;
     if (i < s.len && s.s[i] == '\\') {
         i++;
         while (i < s.len && isalpha((unsigned char)s.s[i])) i++;
         if (i == 1) return s;
+    } else if (i < s.len && isupper((unsigned char)s.s[i])) {
+        while (i < s.len && i < 3 && isupper((unsigned char)s.s[i])) i++; /* a segment or angle: "AB", "ABC" */
     } else if (i < s.len && isalpha((unsigned char)s.s[i])) {
         i++;
     } else {
@@ -256,10 +277,15 @@ static int matrix_body(piece s, piece *body) {
     return 1;
 }
 
+/* "1\\2\\" ends in a row break before \end: no row follows it. */
+static size_t without_empty_last_row(const piece *rows, size_t n) {
+    return n > 1 && rows[n - 1].len == 0 ? n - 1 : n;
+}
+
 static int matrix_equivalent(piece g, piece p, int gpc, int ppc, int depth) {
     piece g_rows[MAX_ITEMS], p_rows[MAX_ITEMS], g_cells[MAX_ITEMS], p_cells[MAX_ITEMS];
-    size_t rows = split_top(g.s, g.len, "\\\\", g_rows);
-    if (!rows || rows != split_top(p.s, p.len, "\\\\", p_rows)) return 0;
+    size_t rows = without_empty_last_row(g_rows, split_top(g.s, g.len, "\\\\", g_rows));
+    if (!rows || rows != without_empty_last_row(p_rows, split_top(p.s, p.len, "\\\\", p_rows))) return 0;
     for (size_t r = 0; r < rows; r++) {
         size_t cols = split_top(g_rows[r].s, g_rows[r].len, "&", g_cells);
         if (!cols || cols != split_top(p_rows[r].s, p_rows[r].len, "&", p_cells)) return 0;
@@ -320,18 +346,35 @@ int egrc_answers_equivalent(const char *gold, const char *pred) {
         free(g.text);
         return 0;
     }
-    piece gs = strip_lhs((piece){g.text, strlen(g.text)});
-    piece ps = strip_lhs((piece){p.text, strlen(p.text)});
-    int result = gs.len && ps.len && equivalent(gs, ps, g.percent, p.percent, 0);
+    int result = egrc_grade_equations_equivalent(g.text, strlen(g.text), p.text, strlen(p.text));
+    /* An inequality on either side is compared as its interval. */
+    char g_interval[MAX_ANSWER_LEN + 32], p_interval[MAX_ANSWER_LEN + 32];
+    const char *g_text = g.text, *p_text = p.text;
+    if (egrc_grade_inequality_interval(g.text, strlen(g.text), g_interval, sizeof g_interval)) g_text = g_interval;
+    if (egrc_grade_inequality_interval(p.text, strlen(p.text), p_interval, sizeof p_interval)) p_text = p_interval;
+    piece gs = strip_lhs((piece){g_text, strlen(g_text)});
+    piece ps = strip_lhs((piece){p_text, strlen(p_text)});
+    if (!result) result = gs.len && ps.len && equivalent(gs, ps, g.percent, p.percent, 0);
     free(g.text);
     free(p.text);
     return result;
 }
 
 int egrc_grade_response(const char *gold_answer, const char *response) {
+    if (!gold_answer || !response) return 0;
+    char *gold = egrc_extract_answer(gold_answer, NULL);
+    const char *gold_text = gold ? gold : gold_answer;
     char *answer = egrc_extract_answer(response, NULL);
-    if (!answer) return 0;
-    int result = egrc_answers_equivalent(gold_answer, answer);
+    int result;
+    if (answer) {
+        result = egrc_answers_equivalent(gold_text, answer);
+    } else if (egrc_answers_equivalent(gold_text, response)) {
+        result = 1;
+    } else {
+        answer = egrc_extract_unmarked_answer(response);
+        result = answer && egrc_answers_equivalent(gold_text, answer);
+    }
     free(answer);
+    free(gold);
     return result;
 }

@@ -26,14 +26,23 @@
  * failure (NULL text, out of memory) returns NULL with a message. */
 char *egrc_extract_answer(const char *response, egrc_error *err);
 
+/* The fallback answer of a text with no marked one (egrc_extract_answer
+ * found none), in Math-Verify's order: the last inline "$...$", then the
+ * last number. A malloc'd string, or NULL when there is neither. */
+char *egrc_extract_unmarked_answer(const char *text);
+
 /* 1 when the two answers are the same mathematical answer, else 0 (also 0
  * when either is empty or memory runs out). `gold` decides the shape: an
  * unbracketed comma list in the gold ("1, 2") is matched in any order, a
  * bracketed one ("(1, 2)", "[1, 2)") in order with the same brackets. */
 int egrc_answers_equivalent(const char *gold, const char *pred);
 
-/* 1 when the answer extracted from `response` is equivalent to `gold_answer`;
- * 0 when it is not, or when the response has no answer. */
+/* 1 when the answer extracted from `response` is equivalent to the gold's;
+ * 0 when it is not, or when the response has no answer. Gold and response
+ * are read alike, so a gold given as a worked solution grades by its
+ * marked answer: the marked answer (egrc_extract_answer); else the whole
+ * text when it is equivalent as it stands (a bare answer); else the
+ * fallback (egrc_extract_unmarked_answer). */
 int egrc_grade_response(const char *gold_answer, const char *response);
 
 #endif

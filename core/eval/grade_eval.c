@@ -150,6 +150,8 @@ static void skip_subscript(parser *ps) {
 
 static double parse_variable(parser *ps, size_t name_start) {
     skip_subscript(ps);
+    /* A bare "e" is Euler's number, as in the peer graders ("e^2"). */
+    if (ps->pos - name_start == 1 && ps->s[name_start] == 'e') return exp(1.0);
     ps->used_vars = 1;
     return variable_value(ps->s + name_start, ps->pos - name_start, ps->sample);
 }

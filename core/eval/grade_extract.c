@@ -106,11 +106,65 @@ static span phrase_answer(const char *text, size_t len) {
     return trimmed(start, (size_t)(end - start));
 }
 
+/* The last inline math "$...$" (or "$$...$$"): with no marked answer, a
+ * solution's final formula is its answer, as in Math-Verify's fallback. */
+static span last_math(const char *text, size_t len) {
+    const char *close = find_last(text, len, "$");
+    if (!close) return (span){NULL, 0};
+    size_t end = (size_t)(close - text);
+    while (end > 0 && text[end - 1] == '$') end--;
+    const char *open = find_last(text, end, "$");
+    if (!open) return (span){NULL, 0};
+    return trimmed(open + 1, end - (size_t)(open + 1 - text));
+}
+
+/* The last number in the text ("-3", "1,000", "2.5", "3/4"): the final
+ * fallback, as GSM8K-style responses often end "so she pays 18 dollars". */
+static span last_number(const char *text, size_t len) {
+    size_t end = len;
+    while (end > 0 && !isdigit((unsigned char)text[end - 1])) end--;
+    if (!end) return (span){NULL, 0};
+    size_t start = end;
+    while (start > 0 && (isdigit((unsigned char)text[start - 1]) ||
+                         (strchr(".,/", text[start - 1]) && start > 1 && isdigit((unsigned char)text[start - 2]))))
+        start--;
+    if (start > 0 && text[start - 1] == '-') start--;
+    return (span){text + start, end - start};
+}
+
 static span find_answer(const char *text, size_t len) {
     span found = last_box(text, len);
     if (!found.len) found = hash_answer(text, len);
     if (!found.len) found = phrase_answer(text, len);
     return found;
+}
+
+/* With no marked answer anywhere: the last formula, then the last number. */
+static span find_unmarked_answer(const char *text, size_t len) {
+    span found = last_math(text, len);
+    if (!found.len) found = last_number(text, len);
+    return found;
+}
+
+static char *copy_span(span found) {
+    char *answer = malloc(found.len + 1);
+    if (!answer) return NULL;
+    memcpy(answer, found.start, found.len);
+    answer[found.len] = '\0';
+    return answer;
+}
+
+char *egrc_extract_unmarked_answer(const char *text) {
+    if (!text) return NULL;
+    size_t len = strlen(text);
+    span found = {NULL, 0};
+    const char *think_end = find_last(text, len, "</think>");
+    if (think_end) {
+        const char *after = think_end + strlen("</think>");
+        found = find_unmarked_answer(after, len - (size_t)(after - text));
+    }
+    if (!found.len) found = find_unmarked_answer(text, len);
+    return found.len ? copy_span(found) : NULL;
 }
 
 char *egrc_extract_answer(const char *response, egrc_error *err) {

@@ -24,4 +24,13 @@ int egrc_grade_eval(const char *expr, size_t len, int sample, double *value, int
  * "\}" (and any other backslash pair); `len` when it never closes. */
 size_t egrc_grade_brace_end(const char *s, size_t len, size_t open);
 
+/* "x>2", "1\le x<3", "3>x": the interval the inequality in one variable
+ * describes, written to out as "(2,\infty)"; 1 when s is such an
+ * inequality (and it fits), else 0. */
+int egrc_grade_inequality_interval(const char *s, size_t len, char *out, size_t out_size);
+
+/* 1 when both are equations in variables ("y=2x+1", "2x-y=-1") whose
+ * lhs-rhs agree up to a nonzero constant factor at every sample point. */
+int egrc_grade_equations_equivalent(const char *g, size_t g_len, const char *p, size_t p_len);
+
 #endif

@@ -243,6 +243,10 @@ static size_t clean_command(cleaner *c, const char *s, size_t len, size_t i, int
         if ((name_is(name, n, "left") || name_is(name, n, "right")) && after < len && s[after] == '.') after++;
         return after;
     }
+    if (name_is(name, n, "approx")) { /* "x \approx 3.14" is graded as "x = 3.14" */
+        strbuf_putc(&c->out, '=');
+        return after;
+    }
     for (const char *const *r = renamed_commands; *r; r += 2) {
         if (name_is(name, n, r[0])) {
             strbuf_putc(&c->out, '\\');
@@ -270,6 +274,18 @@ static size_t degree_end(const char *s, size_t len, size_t caret) {
     return i;
 }
 
+/* A standalone "and" / "or" word at s[i] (space before and after); the index
+ * after it, or 0. */
+static size_t list_word_end(const char *s, size_t len, size_t i) {
+    if (i == 0 || !is_space(s[i - 1])) return 0;
+    static const char *const words[] = {"and", "or"};
+    for (size_t w = 0; w < 2; w++) {
+        size_t n = strlen(words[w]);
+        if (i + n < len && memcmp(s + i, words[w], n) == 0 && is_space(s[i + n])) return i + n;
+    }
+    return 0;
+}
+
 static void clean(cleaner *c, const char *s, size_t len, int depth) {
     size_t i = 0;
     while (i < len && !c->out.oom) {
@@ -284,6 +300,15 @@ static void clean(cleaner *c, const char *s, size_t len, int depth) {
         } else if (ch == '%') {
             c->percent = 1;
             i++;
+        } else if (ch == '{' && i + 2 < len && s[i + 1] == ',' && s[i + 2] == '}') {
+            strbuf_putc(&c->out, ','); /* "14{,}916": a braced thousands comma */
+            i += 3;
+        } else if (ch == ';') {
+            strbuf_putc(&c->out, ','); /* "1; 2" lists like "1, 2" */
+            i++;
+        } else if ((end = list_word_end(s, len, i)) != 0 && out_has_content(&c->out)) {
+            strbuf_putc(&c->out, ','); /* a bare "and"/"or", as \text{ and } is */
+            i = end;
         } else if (ch == '~') {
             strbuf_putc(&c->out, ' ');
             i++;

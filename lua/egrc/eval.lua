@@ -6,13 +6,15 @@ local util = require("egrc.util")
 
 local eval = {}
 
---- The default grader: correct (boolean) and the extracted answer (or nil).
+--- The default grader: correct (boolean) and the marked answer (or nil).
 -- Task-suite problems (items with a `family`) need "</think> ... \boxed{x}"
--- with x exactly the answer; other items are graded as math answers (grade.h).
+-- with x exactly the answer; other items are graded as math answers by
+-- egrc_grade_response (grade.h, docs/grading.md), the one grader that
+-- `egrc grade` and `egrc bench grade` use too.
 function eval.grade(item, text)
   local answer = core.grade.extract(text)
   if item.family then return core.tasks.check(item, text), answer end
-  return answer ~= nil and core.grade.equivalent(item.answer, answer), answer
+  return item.answer ~= nil and core.grade.response(item.answer, text), answer
 end
 
 local eval_options = { "batch", "samples", "temperature", "top_p", "max_new_tokens", "stop", "template", "grade", "seed",
