@@ -143,8 +143,10 @@ function rl.train(run, opts)
     local correct, answers, finishes = {}, {}, {}
     for i = 1, #texts do
       correct[i], answers[i] = grade(items[(i - 1) // G + 1], texts[i])
-      correct[i] = correct[i] and true or false
       finishes[i] = rollout:finish(i)
+      -- cut off at the budget without a marked answer: not correct, whatever number it ended on
+      -- (the grader's unmarked fallbacks are for finished responses; docs/method.md, notation)
+      correct[i] = (correct[i] and not (finishes[i] == "length" and answers[i] == nil)) and true or false
     end
     local R, Rlen = core.hook(score, stages[state.stage].reward or reward_default, items, texts, lengths,
                               correct, answers, finishes, G, state)
