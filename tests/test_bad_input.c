@@ -26,7 +26,11 @@ static void expect_config_error(const char *json, const char *needle) {
 }
 
 static void test_configs(void) {
-    expect_config_error("{\"model_type\": \"mistral\"}", "mistral");
+    expect_config_error("{\"model_type\": \"qwen3\"}", "qwen3");
+    expect_config_error("{\"model_type\": \"mistral\", \"vocab_size\": 512, \"num_hidden_layers\": 2, \"hidden_size\": "
+                        "64, \"num_attention_heads\": 4, \"intermediate_size\": 8, \"max_position_embeddings\": 32768, "
+                        "\"sliding_window\": 4096}",
+                        "sliding_window");
     expect_config_error("{}", "model_type");
     expect_config_error("[1, 2]", "not a JSON object");
     expect_config_error("{\"model_type\": \"qwen2\", \"vocab_size\": 10", "not a JSON object"); /* truncated */
@@ -59,6 +63,13 @@ static void test_configs(void) {
     CHECK(egrc_config_parse_hf(top, strlen(top), "top", &cfg, &err) == 0 && cfg.rope_theta == 500000.0f);
     CHECK(egrc_config_parse_hf(nested, strlen(nested), "nested", &cfg, &err) == 0 && cfg.rope_theta == 250000.0f);
     CHECK(cfg.n_kv_head == 4 && cfg.qkv_bias && !cfg.attn_out_bias);
+
+    /* Mistral without a window (v0.2+ configs write null) is llama. */
+    const char *mistral = "{\"model_type\": \"mistral\", \"vocab_size\": 512, \"num_hidden_layers\": 2, "
+                          "\"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "
+                          "\"intermediate_size\": 8, \"sliding_window\": null, \"rope_theta\": 1000000.0}";
+    CHECK(egrc_config_parse_hf(mistral, strlen(mistral), "mistral", &cfg, &err) == 0 && cfg.arch == EGRC_ARCH_LLAMA &&
+          cfg.n_kv_head == 2 && !cfg.qkv_bias);
 }
 
 /* A scratch model folder made from tiny-qwen2, then broken in one way. */

@@ -129,8 +129,10 @@ static int parse_rope(const cJSON *root, const char *source, egrc_model_config *
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(scaling, "rope_type");
         if (!type) type = cJSON_GetObjectItemCaseSensitive(scaling, "type");
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "default") != 0)
-            return egrc_fail(err, "%s: rope_scaling '%s' is not supported (egrc implements default RoPE only)", source,
-                             cJSON_IsString(type) ? type->valuestring : "?");
+            return egrc_fail(err,
+                             "%s: rope_scaling.rope_type '%s' is not supported (egrc supports only 'default'; "
+                             "remove rope_scaling or set it to null)",
+                             source, cJSON_IsString(type) ? type->valuestring : "?");
     }
     if (!(theta > 0.0)) return egrc_fail(err, "%s: rope_theta must be positive", source);
     c->rope_theta = (float)theta;
@@ -163,6 +165,15 @@ static int parse_llama_family(const cJSON *root, const char *source, egrc_model_
         c->attn_out_bias = 0;
         c->mlp_bias = 0;
     } else {
+        /* Mistral is llama with an optional sliding window; a window that
+         * covers every position is plain causal attention. */
+        int window = 0;
+        if (get_int(root, "sliding_window", 0, 0, &window, source, err)) return -1;
+        if (window > 0 && window < c->max_seq)
+            return egrc_fail(err,
+                             "%s: sliding_window %d is shorter than max_position_embeddings %d; egrc has no windowed "
+                             "attention yet (set sliding_window to null)",
+                             source, window, c->max_seq);
         int attention_bias = 0;
         if (get_bool(root, "attention_bias", 0, &attention_bias, source, err) ||
             get_bool(root, "mlp_bias", 0, &c->mlp_bias, source, err))
@@ -201,17 +212,19 @@ int egrc_config_parse_hf(const char *json, size_t len, const char *source, egrc_
     int rc = -1;
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (!cJSON_IsString(type)) {
-        egrc_fail(err, "%s: missing 'model_type' (expected \"gpt2\", \"llama\" or \"qwen2\")", source);
+        egrc_fail(err, "%s: missing 'model_type' (expected \"gpt2\", \"llama\", \"mistral\" or \"qwen2\")", source);
         goto done;
     }
     if (strcmp(type->valuestring, "gpt2") == 0) {
         cfg->arch = EGRC_ARCH_GPT2;
         if (parse_gpt2(root, source, cfg, err)) goto done;
-    } else if (strcmp(type->valuestring, "llama") == 0 || strcmp(type->valuestring, "qwen2") == 0) {
-        cfg->arch = type->valuestring[0] == 'l' ? EGRC_ARCH_LLAMA : EGRC_ARCH_QWEN2;
+    } else if (strcmp(type->valuestring, "llama") == 0 || strcmp(type->valuestring, "mistral") == 0 ||
+               strcmp(type->valuestring, "qwen2") == 0) {
+        /* mistral is loaded as llama (same tensors, same math without a window) */
+        cfg->arch = strcmp(type->valuestring, "qwen2") == 0 ? EGRC_ARCH_QWEN2 : EGRC_ARCH_LLAMA;
         if (parse_llama_family(root, source, cfg, err)) goto done;
     } else {
-        egrc_fail(err, "%s: model_type '%s' is not supported (egrc trains gpt2, llama and qwen2 models)", source,
+        egrc_fail(err, "%s: model_type '%s' is not supported (egrc trains gpt2, llama, mistral and qwen2 models)", source,
                   type->valuestring);
         goto done;
     }
