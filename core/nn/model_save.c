@@ -41,6 +41,10 @@ static int is_id_list_holding(const cJSON *list, int id) {
  * egrc's single id stays (egrc stops on its first id; Instruct models list
  * every end-of-turn token). */
 static void merge_key(cJSON *source, const cJSON *ours) {
+    /* the source names its architecture (a mistral folder stays mistral, which egrc runs as llama) */
+    if ((strcmp(ours->string, "model_type") == 0 || strcmp(ours->string, "architectures") == 0) &&
+        cJSON_GetObjectItemCaseSensitive(source, ours->string))
+        return;
     /* transformers 5 names these differently; a second name would be read as a conflict or warned about */
     if ((strcmp(ours->string, "rope_theta") == 0 && cJSON_GetObjectItemCaseSensitive(source, "rope_parameters")) ||
         (strcmp(ours->string, "torch_dtype") == 0 && cJSON_GetObjectItemCaseSensitive(source, "dtype")))
